@@ -1,0 +1,188 @@
+"""The original lib/ops.py on PyTensor: convolution, deconvolution, batchnorm and friends.
+
+Run ``python lib/ops.py`` for a short demo of fractionally strided convolution.
+"""
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.tensor.random import shared_rng
+
+import lib  # noqa: F401  (sets floatX)
+from lib import rng
+from lib.conv_ops import Conv2d, Conv2dGradInputs, normalize_padding, normalize_subsample
+
+
+def l2normalize(x, axis=1, e=1e-8, keepdims=True):
+    """``x`` divided by its L2 norm along ``axis`` (``e`` added inside the sqrt)."""
+    return x / l2norm(x, axis=axis, e=e, keepdims=keepdims)
+
+
+def l2norm(x, axis=1, e=1e-8, keepdims=True):
+    """``sqrt(sum(x**2, axis) + e)``."""
+    return pt.sqrt(pt.sum(pt.sqr(x), axis=axis, keepdims=keepdims) + e)
+
+
+def cosine(x, y):
+    """Cosine similarity of the rows of x (n, d) and y (m, d): (n, m)."""
+    d = pt.dot(x, y.T)
+    d /= l2norm(x).dimshuffle(0, "x")
+    d /= l2norm(y).dimshuffle("x", 0)
+    return d
+
+
+def euclidean(x, y, e=1e-8):
+    """Euclidean distances between the rows of x (n, d) and y (m, d): (n, m).
+
+    Computed as ``sqrt(|x|^2 + |y|^2 - 2 x.y)`` like the original (identical rows may give NaN).
+    """
+    xx = pt.sqr(pt.sqrt((x * x).sum(axis=1) + e))
+    yy = pt.sqr(pt.sqrt((y * y).sum(axis=1) + e))
+    dist = pt.dot(x, y.T)
+    dist *= -2
+    dist += xx.dimshuffle(0, "x")
+    dist += yy.dimshuffle("x", 0)
+    return pt.sqrt(dist)
+
+
+def dropout(X, p=0.):
+    """Inverted dropout: zero each unit with probability ``p`` and scale the rest by 1/(1-p)."""
+    if p > 0:
+        retain_prob = 1 - p
+        # PORT: PyTensor has no implicit MRG stream; each dropout gets its own generator, seeded
+        # from lib.rng.np_rng and advanced on every call through its default update.
+        g = shared_rng(np.random.default_rng(rng.np_rng.randint(2**31)))
+        next_g, mask = g.binomial(1, retain_prob, size=X.shape)
+        g.default_update = next_g
+        X = X * pt.cast(mask, X.dtype) / np.float32(retain_prob)
+    return X
+
+
+def conv_cond_concat(x, y):
+    """Concatenate conditioning ``y`` (N, K, 1, 1) to feature maps x (N, C, H, W) on axis 1."""
+    return pt.concatenate([x, y * pt.ones((x.shape[0], y.shape[1], x.shape[2], x.shape[3]))],
+                          axis=1)
+
+
+def batchnorm(X, g=None, b=None, u=None, s=None, a=1., e=1e-8):
+    """Batch normalization as the original: 4-D over axes (0, 2, 3), 2-D over axis 0.
+
+    Batch statistics unless ``u`` and ``s`` (inference mean and biased variance) are given;
+    ``a != 1`` blends the statistics towards (0, 1); ``g`` and ``b`` apply only if both are given.
+    Epsilon is the original's 1e-8.
+    """
+    if X.ndim == 4:
+        if u is not None and s is not None:
+            b_u = u.dimshuffle("x", 0, "x", "x")
+            b_s = s.dimshuffle("x", 0, "x", "x")
+        else:
+            b_u = pt.mean(X, axis=[0, 2, 3]).dimshuffle("x", 0, "x", "x")
+            b_s = pt.mean(pt.sqr(X - b_u), axis=[0, 2, 3]).dimshuffle("x", 0, "x", "x")
+        if a != 1:
+            b_u = (1. - a) * 0. + a * b_u
+            b_s = (1. - a) * 1. + a * b_s
+        X = (X - b_u) / pt.sqrt(b_s + e)
+        if g is not None and b is not None:
+            X = X * g.dimshuffle("x", 0, "x", "x") + b.dimshuffle("x", 0, "x", "x")
+    elif X.ndim == 2:
+        if u is None and s is None:
+            u = pt.mean(X, axis=0)
+            s = pt.mean(pt.sqr(X - u), axis=0)
+        if a != 1:
+            u = (1. - a) * 0. + a * u
+            s = (1. - a) * 1. + a * s
+        X = (X - u) / pt.sqrt(s + e)
+        if g is not None and b is not None:
+            X = X * g + b
+    else:
+        raise NotImplementedError(f"batchnorm: expected a 2-D or 4-D input, got {X.ndim}-D")
+    return X
+
+
+def conv2d(X, w, subsample=(1, 1), border_mode=(0, 0), conv_mode="conv"):
+    """Convolution of X (N, C, H, W) by w (O, C, kh, kw) -> (N, O, Ho, Wo).
+
+    ``conv_mode='conv'`` is a true convolution (kernel flipped), the original ``dnn_conv``'s
+    cuDNN default; ``'cross'`` is cross-correlation. ``border_mode``: ``(ph, pw)``, an int,
+    ``'valid'``, or ``((top, bottom), (left, right))``.
+    """
+    op = Conv2d(subsample=subsample, padding=normalize_padding(border_mode), conv_mode=conv_mode)
+    return op(X, w)
+
+
+dnn_conv = conv2d  # the original scripts' name for it
+
+
+def deconv(X, w, subsample=(1, 1), border_mode=(0, 0), conv_mode="conv", output_shape=None):
+    """Fractionally strided convolution of X (N, C, H, W) by w (C, O, kh, kw).
+
+    Like the original, it is the gradient w.r.t. its input of a dummy forward ``conv2d`` (same
+    ``subsample``, ``border_mode``, ``conv_mode``) whose input would be (N, O, H*sh, W*sw): the
+    output has that shape. ``output_shape=(Ho, Wo)`` gives the spatial size explicitly, for
+    geometries where ``H*sh`` is not the size a conv would map back to H (with asymmetric
+    ``border_mode=((top, bottom), (left, right))`` this covers TensorFlow's conv2d_transpose).
+    """
+    s = normalize_subsample(subsample)
+    op = Conv2dGradInputs(subsample=s, padding=normalize_padding(border_mode),
+                          conv_mode=conv_mode)
+    if output_shape is not None:
+        out_hw = pt.as_tensor_variable(np.asarray(output_shape, dtype="int64"))
+    else:
+        X = pt.as_tensor_variable(X)
+        h, w_ = X.type.shape[2:]
+        if h is not None and w_ is not None:
+            out_hw = pt.constant(np.array([h * s[0], w_ * s[1]], dtype="int64"))
+        else:
+            out_hw = X.shape[2:] * np.array(s, dtype="int64")
+    return op(w, X, out_hw)
+
+
+def max_pool(X, ws, stride=None):
+    """Max pooling of (N, C, H, W) with window ``ws`` and ``stride`` (= ws), borders ignored.
+
+    The original's ``dnn_pool(x, ws, stride, mode='max')``; rows/columns that do not fill a
+    window are dropped (``ignore_border=True``).
+    """
+    ws = normalize_subsample(ws)
+    stride = ws if stride is None else normalize_subsample(stride)
+    if stride != ws:
+        raise NotImplementedError(f"max_pool: only stride == ws is implemented (got ws={ws}, "
+                                  f"stride={stride})")
+    if ws == (1, 1):
+        return X
+    ho, wo = X.shape[2] // ws[0], X.shape[3] // ws[1]
+    X = X[:, :, : ho * ws[0], : wo * ws[1]]
+    X = X.reshape((X.shape[0], X.shape[1], ho, ws[0], wo, ws[1]))
+    return X.max(axis=(3, 5))
+
+
+dnn_pool = max_pool
+
+
+def _demo():
+    """Print the seed presentation's conv2d_transpose example, computed as a conv gradient."""
+    import pytensor
+
+    x = np.arange(1, 17, dtype="float32").reshape(1, 1, 4, 4)
+    w = np.ones((1, 1, 5, 5), dtype="float32")
+    X, W = pt.tensor4("X"), pt.tensor4("W")
+    # TensorFlow's conv2d_transpose(stride 4, 'SAME') to 16x16 is the input-gradient of a conv
+    # of a 16x16 image by 5x5 kernels at stride 4 with padding 0 before and 1 after.
+    y = deconv(X, W, subsample=(4, 4), border_mode=((0, 1), (0, 1)))
+    f = pytensor.function([X, W], y)
+    out = f(x, w)[0, 0]
+    print(__doc__.splitlines()[0])
+    print("""
+Fractionally strided convolution (the paper's generator layers) is the gradient of a strided
+convolution with respect to its input. A strided conv maps a 16x16 image to 4x4; its gradient
+maps 4x4 back to 16x16: every input value is spread over the 5x5 kernel window its output
+came from, windows 4 apart, and overlapping contributions add up. lib.ops.deconv builds exactly
+this gradient, as the original did ("dummy convolutional forward pass and uses its grad").
+
+input (4x4):""")
+    print(x[0, 0].astype(int))
+    print("\ndeconv(input, ones(5x5), subsample=(4, 4), border_mode=((0, 1), (0, 1))) -> 16x16:")
+    with np.printoptions(linewidth=120):
+        print(out.astype(int))
+
+
+if __name__ == "__main__":
+    _demo()
