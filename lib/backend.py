@@ -16,6 +16,8 @@ ALL = ("python",) + BACKENDS
 _REQUIRES = {"python": None, "c": None, "numba": "numba", "jax": "jax", "pytorch": "torch"}
 _DISPATCH = {"c": None, "python": None, "numba": "lib.dispatch.numba",
              "jax": "lib.dispatch.jax", "pytorch": "lib.dispatch.pytorch"}
+# fixes to PyTensor's own dispatch for a backend, imported before our Ops' kernels
+_FIXES = {"pytorch": "lib.dispatch.pytorch_fixes"}
 _registered = set()
 
 
@@ -27,9 +29,10 @@ def available(name):
 
 def register(name):
     """Import the module that registers our Ops for backend ``name`` (idempotent)."""
-    module = _DISPATCH[name]
-    if module is not None and name not in _registered:
-        importlib.import_module(module)
+    if name not in _registered:
+        for module in (_FIXES.get(name), _DISPATCH[name]):
+            if module is not None:
+                importlib.import_module(module)
         _registered.add(name)
 
 
@@ -48,3 +51,31 @@ def get_mode(name="numba"):
         return Mode(linker="cvm", optimizer="fast_run")
     # PyTensor's own modes for these linkers carry the rewrites each backend needs.
     return pytensor_get_mode({"numba": "NUMBA", "jax": "JAX", "pytorch": "PYTORCH"}[name])
+
+
+# The default when a script is given no --backend: the fastest correct backend measured on a
+# 2-core CPU (bench/train_step.py); the order is the preference among the installed ones.
+DEFAULT_ORDER = ("numba", "c")
+
+
+def resolve_backend(name=""):
+    """``name``, or the default backend for this machine when it is empty."""
+    if name:
+        if name.lower() not in ALL:
+            raise SystemExit(f"error: --backend={name}: expected one of {', '.join(ALL)}")
+        return name.lower()
+    return next(n for n in DEFAULT_ORDER if available(n))
+
+
+def describe_mode(name):
+    """One line naming the backend and the library versions behind it."""
+    import pytensor
+
+    detail = {"c": "CVM linker, C code", "python": "Python perform (reference, slow)"}
+    if name in ("numba", "jax", "pytorch"):
+        pkg = importlib.import_module(_REQUIRES[name])
+        device = ""
+        if name == "jax":
+            device = f", device {pkg.devices()[0].platform}"
+        detail[name] = f"{_REQUIRES[name]} {pkg.__version__}{device}"
+    return f"{name} (PyTensor {pytensor.__version__}, {detail[name]})"

@@ -2,6 +2,8 @@
 
 Run ``python lib/ops.py`` for a short demo of fractionally strided convolution.
 """
+from contextlib import contextmanager
+
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.tensor.random import shared_rng
@@ -62,6 +64,49 @@ def conv_cond_concat(x, y):
                           axis=1)
 
 
+class _BatchnormStats:
+    """What ``batchnorm`` does with batch statistics inside ``batchnorm_stats``."""
+    active = None
+
+    def __init__(self, use=None):
+        self.use = None if use is None else list(use)
+        self.collected = []
+
+
+@contextmanager
+def batchnorm_stats(use=None):
+    """Collect, or replace, the batch statistics of every ``batchnorm`` built in this block.
+
+    Without ``use``: yields a list that receives one ``(u, s)`` pair of symbolic batch statistics
+    per batchnorm call, in call order. With ``use=[(u, s), ...]``: those calls take the given
+    (population) statistics instead of the batch's. This lets the unchanged ``gen`` of a script
+    run with inferred population statistics, as the original did through ``u``/``s`` arguments.
+    """
+    ctx = _BatchnormStats(use)
+    previous, _BatchnormStats.active = _BatchnormStats.active, ctx
+    try:
+        yield ctx.collected
+    finally:
+        _BatchnormStats.active = previous
+    if ctx.use is not None and len(ctx.use) != len(ctx.collected):
+        raise ValueError(f"batchnorm_stats: {len(ctx.use)} statistics given for "
+                         f"{len(ctx.collected)} batchnorm layers")
+
+
+def _context_stats(b_u, b_s):
+    ctx = _BatchnormStats.active
+    if ctx is None:
+        return b_u, b_s
+    i = len(ctx.collected)
+    ctx.collected.append((b_u, b_s))
+    if ctx.use is None:
+        return b_u, b_s
+    if i >= len(ctx.use):
+        raise ValueError(f"batchnorm_stats: only {len(ctx.use)} statistics given")
+    return (pt.as_tensor_variable(ctx.use[i][0]).astype(b_u.dtype),
+            pt.as_tensor_variable(ctx.use[i][1]).astype(b_s.dtype))
+
+
 def batchnorm(X, g=None, b=None, u=None, s=None, a=1., e=1e-8):
     """Batch normalization as the original: 4-D over axes (0, 2, 3), 2-D over axis 0.
 
@@ -74,8 +119,11 @@ def batchnorm(X, g=None, b=None, u=None, s=None, a=1., e=1e-8):
             b_u = u.dimshuffle("x", 0, "x", "x")
             b_s = s.dimshuffle("x", 0, "x", "x")
         else:
-            b_u = pt.mean(X, axis=[0, 2, 3]).dimshuffle("x", 0, "x", "x")
-            b_s = pt.mean(pt.sqr(X - b_u), axis=[0, 2, 3]).dimshuffle("x", 0, "x", "x")
+            b_u = pt.mean(X, axis=[0, 2, 3])
+            b_s = pt.mean(pt.sqr(X - b_u.dimshuffle("x", 0, "x", "x")), axis=[0, 2, 3])
+            b_u, b_s = _context_stats(b_u, b_s)
+            b_u = b_u.dimshuffle("x", 0, "x", "x")
+            b_s = b_s.dimshuffle("x", 0, "x", "x")
         if a != 1:
             b_u = (1. - a) * 0. + a * b_u
             b_s = (1. - a) * 1. + a * b_s
@@ -86,6 +134,7 @@ def batchnorm(X, g=None, b=None, u=None, s=None, a=1., e=1e-8):
         if u is None and s is None:
             u = pt.mean(X, axis=0)
             s = pt.mean(pt.sqr(X - u), axis=0)
+            u, s = _context_stats(u, s)
         if a != 1:
             u = (1. - a) * 0. + a * u
             s = (1. - a) * 1. + a * s
