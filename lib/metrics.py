@@ -1,0 +1,138 @@
+"""The original evaluation metrics: nearest-neighbour scores and a cross-validated logistic regression.
+
+The distance functions are compiled on first use (once per metric and backend), and the
+distances are computed in (batch_size x batch_size) blocks, so 100k x 10k points fit in memory.
+"""
+import numpy as np
+import pytensor
+import pytensor.tensor as T
+from sklearn import metrics
+from sklearn.linear_model import LogisticRegression as LR
+
+from lib import backend
+from lib.ops import cosine, euclidean
+from lib.theano_utils import floatX
+
+# PORT: the original compiled cosine_dist and euclid_dist at import time; here on first call
+_compiled = {}
+
+
+def _metric_fn(metric, mode=None):
+    """The compiled distance (metric='euclidean') or similarity ('cosine') of two matrices.
+
+    (n, d), (m, d) -> (n, m); ``mode`` is a backend name of lib.backend (None: PyTensor's default).
+    """
+    key = (metric, mode)
+    if key not in _compiled:
+        A = T.matrix('A')
+        B = T.matrix('B')
+        out = cosine(A, B) if metric == 'cosine' else euclidean(A, B)
+        _compiled[key] = pytensor.function(
+            [A, B], out, mode=None if mode is None else backend.get_mode(mode))
+    return _compiled[key]
+
+
+def cosine_dist(A, B, mode=None):
+    """Cosine similarities of the rows of A (n, d) and B (m, d): (n, m) float32."""
+    return _metric_fn('cosine', mode)(floatX(A), floatX(B))
+
+
+def euclid_dist(A, B, mode=None):
+    """Euclidean distances sqrt(|a|^2 + |b|^2 - 2 a.b) of the rows of A (n, d), B (m, d): (n, m)."""
+    return _metric_fn('euclidean', mode)(floatX(A), floatX(B))
+
+
+def cv_reg_lr(trX, trY, vaX, vaY, Cs=[0.01, 0.05, 0.1, 0.5, 1., 5., 10., 50., 100.]):
+    """The logistic regression (one per C in ``Cs``) with the best accuracy on (vaX, vaY).
+
+    trX (n, d), trY (n,) integer labels; prints each C's train and validation accuracies.
+    """
+    tr_accs = []
+    va_accs = []
+    models = []
+    for C in Cs:
+        model = LR(C=C)
+        model.fit(trX, trY)
+        tr_pred = model.predict(trX)
+        va_pred = model.predict(vaX)
+        tr_acc = metrics.accuracy_score(trY, tr_pred)
+        va_acc = metrics.accuracy_score(vaY, va_pred)
+        print('%.4f %.4f %.4f' % (C, tr_acc, va_acc))
+        tr_accs.append(tr_acc)
+        va_accs.append(va_acc)
+        models.append(model)
+    best = np.argmax(va_accs)
+    print('best model C: %.4f tr_acc: %.4f va_acc: %.4f' % (Cs[best], tr_accs[best], va_accs[best]))
+    return models[best]
+
+
+def gpu_nnc_predict(trX, trY, teX, metric='cosine', batch_size=4096, mode=None):
+    """For each row of teX (m, d), the label trY[i] of its nearest row of trX (n, d): (m,).
+
+    Nearest: the largest cosine similarity (metric='cosine') or the smallest euclidean distance;
+    ties go to the first training row. ``mode``: a lib.backend name for the distance function.
+    """
+    if metric == 'cosine':
+        metric_fn = cosine_dist
+    else:
+        metric_fn = euclid_dist
+    idxs = []
+    for i in range(0, len(teX), batch_size):
+        mb_dists = []
+        mb_idxs = []
+        for j in range(0, len(trX), batch_size):
+            dist = metric_fn(teX[i:i + batch_size], trX[j:j + batch_size], mode=mode)
+            if metric == 'cosine':
+                mb_dists.append(np.max(dist, axis=1))
+                mb_idxs.append(j + np.argmax(dist, axis=1))
+            else:
+                mb_dists.append(np.min(dist, axis=1))
+                mb_idxs.append(j + np.argmin(dist, axis=1))
+        mb_idxs = np.asarray(mb_idxs)
+        mb_dists = np.asarray(mb_dists)
+        if metric == 'cosine':
+            best = mb_idxs[np.argmax(mb_dists, axis=0), np.arange(mb_idxs.shape[1])]
+        else:
+            best = mb_idxs[np.argmin(mb_dists, axis=0), np.arange(mb_idxs.shape[1])]
+        idxs.append(best)
+    idxs = np.concatenate(idxs, axis=0)
+    nearest = trY[idxs]
+    return nearest
+
+
+def gpu_nnd_score(trX, teX, metric='cosine', batch_size=4096, mode=None):
+    """Mean over the rows of teX (m, d) of the distance to (euclidean: smallest) or similarity
+    with (cosine: largest) the nearest row of trX (n, d): a float."""
+    if metric == 'cosine':
+        metric_fn = cosine_dist
+    else:
+        metric_fn = euclid_dist
+    dists = []
+    for i in range(0, len(teX), batch_size):
+        mb_dists = []
+        for j in range(0, len(trX), batch_size):
+            dist = metric_fn(teX[i:i + batch_size], trX[j:j + batch_size], mode=mode)
+            if metric == 'cosine':
+                mb_dists.append(np.max(dist, axis=1))
+            else:
+                mb_dists.append(np.min(dist, axis=1))
+        mb_dists = np.asarray(mb_dists)
+        if metric == 'cosine':
+            d = np.max(mb_dists, axis=0)
+        else:
+            d = np.min(mb_dists, axis=0)
+        dists.append(d)
+    dists = np.concatenate(dists, axis=0)
+    return float(np.mean(dists))
+
+
+def nnc_score(trX, trY, teX, teY, metric='euclidean', mode=None):
+    """Nearest-neighbour classification accuracy of teX (m, d) against labelled trX, in percent."""
+    pred = gpu_nnc_predict(trX, trY, teX, metric=metric, mode=mode)
+    acc = metrics.accuracy_score(teY, pred)
+    return acc * 100.
+
+
+def nnd_score(trX, teX, metric='euclidean', mode=None):
+    """Mean nearest-neighbour distance from the rows of teX to trX (see ``gpu_nnd_score``)."""
+    return gpu_nnd_score(trX, teX, metric=metric, mode=mode)
