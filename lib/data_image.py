@@ -1,0 +1,134 @@
+"""Image-file helpers shared by the folder loaders (faces, imagenet).
+
+Decode with Pillow, resize so the short side equals ``size`` (antialiased LANCZOS),
+then center-crop to ``(size, size)`` with the original's ``center_crop`` rounding.
+Every bad input raises ``DataError`` whose message is a single line naming the file
+and what was expected; scripts print it and exit with status 2 (``exit_on_data_error``).
+"""
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.gif', '.tif', '.tiff')
+
+
+class DataError(ValueError):
+    """A bad data input (path, file or flag); ``str(err)`` is one line meant for users."""
+
+    def __init__(self, msg):
+        super().__init__(' '.join(str(msg).splitlines()))
+
+
+class ImageTooSmall(DataError):
+    """An image smaller than the requested size (folder conversion skips these separately)."""
+
+
+def exit_on_data_error(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)``; on ``DataError`` print ``error: <msg>`` to stderr and exit 2."""
+    try:
+        return fn(*args, **kwargs)
+    except DataError as err:
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)
+
+
+def default_data_dir():
+    """The project's data folder: ``lib.config.data_dir()`` when present, else the same rule.
+
+    The rule: ``$DCGAN_DATA_DIR`` if set, else ``<repo>/data``.
+    """
+    try:
+        from lib.config import data_dir
+    except ImportError:
+        env = os.environ.get('DCGAN_DATA_DIR')
+        return Path(env) if env else Path(__file__).resolve().parents[1] / 'data'
+    return Path(data_dir())
+
+
+def crop_offsets(h, w, ph, pw):
+    """Top-left corner ``(j, i)`` of the centered ``(ph, pw)`` window in an ``(h, w)`` image.
+
+    PORT: the original computed ``int(round((h - ph)/2.))`` under Python 2, where round()
+    takes halves away from zero; Python 3 rounds halves to even (round(0.5) == 0), which
+    would move odd-margin crops by one pixel. ``(h - ph + 1) // 2`` is the Python 2 value.
+    """
+    return (h - ph + 1) // 2, (w - pw + 1) // 2
+
+
+def center_crop(x, ph, pw=None):
+    """The central ``(ph, pw)`` window of ``x`` (shape ``(h, w, ...)``), as the original's center_crop."""
+    if pw is None:
+        pw = ph
+    h, w = x.shape[:2]
+    if h < ph or w < pw:
+        raise DataError(f'image of {h}x{w} px is smaller than the {ph}x{pw} crop')
+    j, i = crop_offsets(h, w, ph, pw)
+    return x[j:j + ph, i:i + pw]
+
+
+def list_images(folder):
+    """Sorted image paths (IMAGE_EXTS, any case) under ``folder``, recursively; hidden files skipped."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise DataError(f'{folder}: no such file or folder')
+    if not folder.is_dir():
+        raise DataError(f'{folder}: expected a folder of images')
+    paths = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+        for name in files:
+            if not name.startswith('.') and name.lower().endswith(IMAGE_EXTS):
+                paths.append(Path(root) / name)
+    return sorted(paths)
+
+
+def resize_min_side(img, size):
+    """Pillow ``img`` resized (LANCZOS, antialiased) so that its shorter side is ``size``."""
+    from PIL import Image
+
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if (nw, nh) == (w, h):
+        return img
+    return img.resize((nw, nh), Image.Resampling.LANCZOS)
+
+
+def to_rgb(img):
+    """Pillow ``img`` as RGB; transparent pixels are composited onto white."""
+    from PIL import Image
+
+    if img.mode == 'RGB':
+        return img
+    if img.mode in ('RGBA', 'LA', 'PA') or (img.mode == 'P' and 'transparency' in img.info):
+        rgba = img.convert('RGBA')
+        bg = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert('RGB')
+    return img.convert('RGB')
+
+
+def load_image(path, size, upscale=False):
+    """Image file -> uint8 array ``(size, size, 3)``: RGB, short side resized to ``size``, center crop.
+
+    Images whose short side is below ``size`` are an error unless ``upscale``.
+    Raises ``DataError`` (one line) for a missing, unreadable or too small file.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f'{path}: no such image file')
+    try:
+        with Image.open(path) as img:
+            if img.format == 'JPEG':
+                img.draft('RGB', (size, size))  # decode large JPEGs at a reduced scale >= size
+            img.load()
+            img = to_rgb(img)
+    except Exception as err:  # Pillow raises many types (OSError, SyntaxError, ValueError, ...)
+        raise DataError(f'{path}: not a readable image ({type(err).__name__}: {err})') from None
+    if min(img.size) < size and not upscale:
+        raise ImageTooSmall(f'{path}: image is {img.size[0]}x{img.size[1]} px, expected at least '
+                        f'{size} px on the short side')
+    return center_crop(np.asarray(resize_min_side(img, size)), size)
