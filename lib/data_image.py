@@ -35,36 +35,23 @@ def exit_on_data_error(fn, *args, **kwargs):
 
 
 def default_data_dir():
-    """The project's data folder: ``lib.config.data_dir()`` when present, else the same rule.
-
-    The rule: ``$DCGAN_DATA_DIR`` if set, else ``<repo>/data``.
-    """
-    try:
-        from lib.config import data_dir
-    except ImportError:
-        env = os.environ.get('DCGAN_DATA_DIR')
-        return Path(env) if env else Path(__file__).resolve().parents[1] / 'data'
-    return Path(data_dir())
-
-
-def crop_offsets(h, w, ph, pw):
-    """Top-left corner ``(j, i)`` of the centered ``(ph, pw)`` window in an ``(h, w)`` image.
-
-    PORT: the original computed ``int(round((h - ph)/2.))`` under Python 2, where round()
-    takes halves away from zero; Python 3 rounds halves to even (round(0.5) == 0), which
-    would move odd-margin crops by one pixel. ``(h - ph + 1) // 2`` is the Python 2 value.
-    """
-    return (h - ph + 1) // 2, (w - pw + 1) // 2
+    """The project's data folder, ``lib.config.data_dir()`` ($DCGAN_DATA_DIR, else <repo>/data)."""
+    from lib.config import data_dir
+    return data_dir()
 
 
 def center_crop(x, ph, pw=None):
-    """The central ``(ph, pw)`` window of ``x`` (shape ``(h, w, ...)``), as the original's center_crop."""
+    """The central ``(ph, pw)`` window of ``x`` (``(h, w, ...)``); DataError if ``x`` is smaller.
+
+    Same window as ``lib.data_utils.center_crop`` (the original's, with Python 2 rounding of odd
+    margins: ``(h - ph + 1) // 2``), without importing that module's sklearn into workers.
+    """
     if pw is None:
         pw = ph
     h, w = x.shape[:2]
     if h < ph or w < pw:
         raise DataError(f'image of {h}x{w} px is smaller than the {ph}x{pw} crop')
-    j, i = crop_offsets(h, w, ph, pw)
+    j, i = (h - ph + 1) // 2, (w - pw + 1) // 2
     return x[j:j + ph, i:i + pw]
 
 
