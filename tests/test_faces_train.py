@@ -1,0 +1,117 @@
+"""faces/train_uncond_dcgan.py: the script's own graph against the original's training step.
+
+../shared/golden/faces_step.npz was produced by running the ORIGINAL script (Theano, float32)
+at ngf = ndf = 8, batch 16: initial parameters, forward outputs and the five costs, then one
+_train_g and one _train_d call. Here the port's script builds its parameters, gen, discrim,
+costs and Adam updaters itself (nothing re-typed) and must reproduce all of it, on every
+backend, within the golden file's per-key tolerances (see tests/golden.py for why each holds).
+"""
+import inspect
+import json
+import os
+
+import numpy as np
+import pytest
+
+import golden
+from lib import backend as backends
+from lib import rng
+
+import faces.train_uncond_dcgan as faces_train
+
+SMALL = dict(ngf=8, ndf=8, nbatch=16)
+
+
+def _configure(**over):
+    """Set the script's module-level hyperparameters as --name=value would (then restore)."""
+    saved = {k: getattr(faces_train, k) for k in over}
+    for k, v in over.items():
+        setattr(faces_train, k, v)
+    return saved
+
+
+@pytest.fixture
+def small_script():
+    saved = _configure(**SMALL)
+    yield faces_train
+    _configure(**saved)
+
+
+def _backend_params():
+    out = []
+    for name in backends.ALL:
+        marks = []
+        if not backends.available(name) and not os.environ.get("CI"):
+            marks.append(pytest.mark.skip(reason=f"{name}: package not installed"))
+        out.append(pytest.param(name, id=name, marks=marks))
+    return out
+
+
+def test_param_lists_match_signatures(small_script):
+    """gen/discrim take the parameters in the order of the param lists, by name (gw -> w, ...)."""
+    rng.set_seed(42)
+    gen_params, discrim_params = small_script.init_params()
+    gen_args = list(inspect.signature(small_script.gen).parameters)[1:]
+    discrim_args = list(inspect.signature(small_script.discrim).parameters)[1:]
+    assert [p.name[1:] for p in gen_params] == gen_args
+    assert [p.name[1:] for p in discrim_params] == discrim_args
+    assert gen_args == ["w", "g", "b", "w2", "g2", "b2", "w3", "g3", "b3", "w4", "g4", "b4", "wx"]
+    assert discrim_args == ["w", "w2", "g2", "b2", "w3", "g3", "b3", "w4", "g4", "b4", "wy"]
+
+
+def test_init_params_are_the_originals(small_script):
+    """Same draws from RandomState(42) in the same order: bit-identical initial parameters."""
+    data, _ = golden.load("faces_step")
+    rng.set_seed(42)
+    gen_params, discrim_params = small_script.init_params()
+    for p in gen_params + discrim_params:
+        golden.assert_close("faces_step", f"init__{p.name}", p.get_value())
+        assert p.get_value().dtype == np.float32
+
+
+@pytest.mark.parametrize("name", _backend_params())
+def test_training_step_matches_golden(small_script, name):
+    data, _ = golden.load("faces_step")
+    rng.set_seed(42)
+    gen_params, discrim_params = small_script.init_params()
+    mode = backends.get_mode(name)
+    _train_g, _train_d, _gen, g_updater, d_updater, lrt = small_script.build(
+        gen_params, discrim_params, mode)
+    X, Z = data["X"], data["Z"]
+
+    golden.assert_close("faces_step", "init_gX", _gen(Z))
+    g_before = [p.get_value() for p in gen_params]
+    d_before = [p.get_value() for p in discrim_params]
+
+    costs = _train_g(X, Z)
+    golden.assert_close("faces_step", "step1_G_returned_costs", np.asarray(costs))
+    for p in gen_params:
+        golden.assert_close("faces_step", f"after_step1_G__{p.name}", p.get_value())
+    for p, v in zip(discrim_params, d_before):
+        np.testing.assert_array_equal(p.get_value(), v)  # a G update leaves D untouched
+
+    g_after = [p.get_value() for p in gen_params]
+    costs = _train_d(X, Z)
+    golden.assert_close("faces_step", "step2_D_returned_costs", np.asarray(costs))
+    for p in discrim_params:
+        golden.assert_close("faces_step", f"after_step2_D__{p.name}", p.get_value())
+    for p, v in zip(gen_params, g_after):
+        np.testing.assert_array_equal(p.get_value(), v)
+    assert any(not np.array_equal(a, p.get_value()) for a, p in zip(g_before, gen_params))
+
+
+def test_dry_run_writes_every_output(tmp_path, monkeypatch):
+    """Two minibatches on tiny synthetic data: log line, sample grid, param files, checkpoint."""
+    monkeypatch.setenv("DCGAN_DATA_DIR", str(tmp_path / "data"))
+    saved = _configure()
+    result = faces_train.main(["--dry_run", "--ngf=8", "--ndf=8", "--nbatch=16", "--nvis=16",
+                               f"--out_dir={tmp_path}", "--backend=numba"])
+    _configure(**saved)
+    assert result["n_updates"] == 2
+    log = (tmp_path / "logs" / "uncond_dcgan.ndjson").read_text().splitlines()
+    record = json.loads(log[0])
+    assert record["n_updates"] == 2 and record["n_examples"] == 32
+    assert np.isfinite(record["g_cost"]) and np.isfinite(record["1k_va_nnd"] or 0.)
+    assert (tmp_path / "samples" / "uncond_dcgan" / "0.png").exists()
+    assert (tmp_path / "models" / "uncond_dcgan" / "1_gen_params.npz").exists()
+    assert (tmp_path / "models" / "uncond_dcgan" / "latest_checkpoint.npz").exists()
