@@ -20,26 +20,32 @@ class TensorRNG:
     """Symbolic random draws for PyTensor graphs, in the interface of Theano's MRG_RandomStreams.
 
     Every draw gets its own shared ``numpy.random.Generator`` variable, spawned in creation
-    order from ``SeedSequence(seed)``, whose ``default_update`` is its next state: any
-    ``pytensor.function`` that uses a draw advances that draw's generator, without ``updates=``.
+    order from ``SeedSequence(seed)``. A function using draws must advance their generators:
+    compile it with ``updates=[...] + rng.t_rng.updates()``, or every call repeats the same draws.
     """
 
-    # PORT: Theano's MRG_RandomStreams is gone and PyTensor 3 deprecates RandomStream; this is
-    # the same per-draw shared generator built on pt.random.shared_rng and the rng.method() API.
+    # PORT: Theano's MRG_RandomStreams is gone and PyTensor 3 deprecates RandomStream and setting
+    # a shared variable's default_update (which Theano's streams relied on); this is the same
+    # per-draw shared generator on pt.random.shared_rng / rng.method(), with explicit updates.
 
     def __init__(self, seed):
         self.seed = seed
         self._seed_seq = np.random.SeedSequence(seed)
         self.rngs = []  # the shared generator variables, in the order the draws were made
+        self._next = []  # their next states
 
     def draw(self, method, *args, **kwargs):
         """A draw ``method`` ('normal', 'binomial', ...) of ``pt.random``, on a fresh generator."""
         (child,) = self._seed_seq.spawn(1)
         shared = ptr.shared_rng(np.random.default_rng(child), name=f"t_rng_{len(self.rngs)}")
         next_rng, x = getattr(shared, method)(*args, **kwargs)
-        shared.default_update = next_rng
         self.rngs.append(shared)
+        self._next.append(next_rng)
         return x
+
+    def updates(self):
+        """The (generator, next state) pairs of every draw so far, for ``pytensor.function``."""
+        return list(zip(self.rngs, self._next))
 
     def binomial(self, size, n=1, p=0.5, dtype="floatX"):
         """``size``-shaped binomial(n, p) draws as ``dtype`` (dropout's mask: n=1)."""
