@@ -130,7 +130,7 @@ class H5Writer:
     """Write an image HDF5 file in the layout above, chunk by chunk, atomically.
 
     ``features`` is chunked one image per chunk (fast shuffled reads). Rows go to
-    ``<out>.partial``; ``finish`` trims to the rows written, writes the ``split``
+    ``<out>.<pid>.partial``; ``finish`` trims to the rows written, writes the ``split``
     attribute and renames to ``out``, so an interrupted run never leaves a file that loads.
     """
 
@@ -139,7 +139,7 @@ class H5Writer:
 
         self.out = Path(out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.out.with_name(self.out.name + '.partial')
+        self.tmp = self.out.with_name(f'{self.out.name}.{os.getpid()}.partial')  # concurrent writers
         self.f = h5py.File(self.tmp, 'w')
         self.features = self.f.create_dataset(
             'features', (n, size, size, 3), dtype=np.uint8, maxshape=(None, size, size, 3),

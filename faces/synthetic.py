@@ -41,6 +41,7 @@ HAIR = np.array([[25, 20, 20], [70, 45, 30], [120, 75, 40], [215, 175, 95],
                  [160, 70, 35], [165, 160, 155]], dtype=float)   # black, dark/mid brown, blond, auburn, grey
 IRIS = np.array([[70, 45, 25], [60, 100, 150], [60, 110, 70], [40, 30, 25]], dtype=float)
 YAW_DEG = 35.0        # yaw=1 turns the head this many degrees
+VERSION = 1            # bump when the drawing changes: cached files of another version are redrawn
 
 
 def _rgb(c):
@@ -67,7 +68,7 @@ def sample_params(seed, index):
     p['bg'] = (r.uniform(30, 235, 3), r.uniform(30, 235, 3), r.uniform(0, 2 * math.pi))
     p['shirt'] = r.uniform(20, 230, 3)
     p['iris'] = IRIS[r.integers(len(IRIS))]
-    p['frame'] = r.uniform(0, 70, 3) * (r.random() < 0.8) + r.uniform(0, 200, 3) * (r.random() < 0.2)
+    p['frame'] = r.uniform(0, 60, 3) if r.random() < 0.75 else r.uniform(40, 220, 3)  # mostly dark
     p['lips'] = np.array([170, 70, 70.]) * r.uniform(0.8, 1.1)
     p['brow_tilt'] = float(r.uniform(-1.5, 2.5))
     p['eye_gap'] = float(r.uniform(0.38, 0.46))
@@ -134,10 +135,10 @@ def render(p, size=64):
     back = cx - 0.15 * rx * s         # the back of the head moves against the turn
     if p['long_hair']:
         E(back, cy - 0.08 * ry, rx * 1.25, ry * 1.08, fill=hair_c)
-        d.rounded_rectangle(sorted_box(k, back - rx * 1.25, cy, back + rx * 1.25, cy + ry * 1.5),
+        d.rounded_rectangle(_box(k, back - rx * 1.25, cy, back + rx * 1.25, cy + ry * 1.5),
                             radius=8 * k, fill=hair_c)
     neck_x = cx + 0.12 * rx * s
-    d.rectangle(sorted_box(k, neck_x - rx * 0.42, cy + ry * 0.5, neck_x + rx * 0.42, cy + ry * 1.35),
+    d.rectangle(_box(k, neck_x - rx * 0.42, cy + ry * 0.5, neck_x + rx * 0.42, cy + ry * 1.35),
                 fill=shade_c)
 
     # ears at +-90 degrees: the one turning toward the viewer widens, the other hides
@@ -157,7 +158,7 @@ def render(p, size=64):
     hx = cx - 0.1 * rx * s
     cap_top = cy - ry * 1.12
     hairline = cy - ry * (0.36 + 0.14 * p['fringe'])
-    d.chord(sorted_box(k, hx - rx * 1.07, cap_top, hx + rx * 1.07, 2 * hairline - cap_top + 14),
+    d.chord(_box(k, hx - rx * 1.07, cap_top, hx + rx * 1.07, 2 * hairline - cap_top + 14),
             180, 360, fill=hair_c)
     part_x = X(p['part'] * 0.6)
     P([(hx - rx * 1.05, hairline + 5), (part_x, hairline - 3), (hx + rx * 1.05, hairline + 5),
@@ -172,7 +173,7 @@ def render(p, size=64):
             P([(x_in, hairline), (x_out + side * 3, hairline - 4), (x_out + side * 4, cy + ry * 1.3),
                (x_in - side * 1, cy + ry * 1.15), (x_in, cy + ry * 0.2)], fill=hair_c)
         else:
-            d.rectangle(sorted_box(k, x_out - side * 5, hairline - 2, x_out - side * 0.5,
+            d.rectangle(_box(k, x_out - side * 5, hairline - 2, x_out - side * 0.5,
                                    cy - 0.08 * ry), fill=hair_c)
 
     # eyes at +-gap around the head, foreshortened by their turn; eyebrows above
@@ -211,9 +212,9 @@ def render(p, size=64):
     lips_c = _rgb(p['lips'])
     if p['smiling']:
         mh = 7.0 * sc
-        d.chord(sorted_box(k, mx - mw, my - mh, mx + mw, my + mh), 0, 180,
+        d.chord(_box(k, mx - mw, my - mh, mx + mw, my + mh), 0, 180,
                 fill=(95, 20, 25), outline=lips_c, width=max(1, round(1.5 * k)))
-        d.rectangle(sorted_box(k, mx - mw * 0.8, my + 0.6, mx + mw * 0.8, my + 2.8 * sc),
+        d.rectangle(_box(k, mx - mw * 0.8, my + 0.6, mx + mw * 0.8, my + 2.8 * sc),
                     fill=(250, 250, 245))
         L([(mx - mw - 1.5, my - 2.5), (mx - mw + 0.5, my + 1)], fill=shade_c, width=1.5)
         L([(mx + mw + 1.5, my - 2.5), (mx + mw - 0.5, my + 1)], fill=shade_c, width=1.5)
@@ -237,8 +238,8 @@ def render(p, size=64):
     return np.asarray(img)
 
 
-def sorted_box(k, x0, y0, x1, y1):
-    """A Pillow box (scaled by ``k``) with corners ordered."""
+def _box(k, x0, y0, x1, y1):
+    """A Pillow box in canvas pixels (128-unit coordinates times ``k``), corners ordered."""
     return [k * min(x0, x1), k * min(y0, y1), k * max(x0, x1), k * max(y0, y1)]
 
 
@@ -284,7 +285,8 @@ def generate(n=50000, seed=0, size=64, out=None, workers=2, progress=True):
     out = Path(default_path(n, seed, size) if out is None else out)
     tasks = [(seed, a, min(a + CHUNK, n), size) for a in range(0, n, CHUNK)]
     writer = H5Writer(out, n, size, attribute_names=ATTRIBUTE_NAMES,
-                      attrs={'generator': 'faces/synthetic.py', 'seed': seed, 'size': size})
+                      attrs={'generator': 'faces/synthetic.py', 'version': VERSION, 'seed': seed,
+                             'size': size})
     bar = None
     if progress:
         from tqdm import tqdm
@@ -317,10 +319,16 @@ def generate(n=50000, seed=0, size=64, out=None, workers=2, progress=True):
 
 def ensure(n=50000, seed=0, size=64, progress=True, workers=None):
     """Path of the cached synthetic set for ``(n, seed, size)``, generating it on first use."""
+    import h5py
+
     path = default_path(n, seed, size)
-    if not path.exists():
-        generate(n, seed, size, path, workers=workers or min(2, os.cpu_count() or 1), progress=progress)
-    return path
+    try:
+        with h5py.File(path, 'r') as f:
+            if f.attrs.get('version') == VERSION and len(f['features']) == n:
+                return path
+    except (OSError, KeyError):
+        pass  # missing, unreadable or incomplete: (re)generate
+    return generate(n, seed, size, path, workers=workers or min(2, os.cpu_count() or 1), progress=progress)
 
 
 def save_grid(images, path, rows=14, cols=14, pad=2):

@@ -327,6 +327,13 @@ def test_synthetic_default_cache(tmp_path, monkeypatch):
     assert (tr.num_examples, te.num_examples) == (18, 2)
     imb, = next(tr_stream.get_epoch_iterator())
     assert imb.shape == (8, 64, 64, 3) and imb.dtype == np.uint8
+    mtime = tr.path.stat().st_mtime_ns
+    assert faces(n_synthetic=20, seed=1, progress=False)[0].path.stat().st_mtime_ns == mtime  # reused
+    with h5py.File(tr.path, 'a') as f:
+        f.attrs['version'] = synthetic.VERSION - 1        # drawn by an older synthetic.py
+    tr, *_ = faces(n_synthetic=20, seed=1, progress=False)
+    with h5py.File(tr.path, 'r') as f:
+        assert f.attrs['version'] == synthetic.VERSION    # redrawn
 
 
 def test_synthetic_labels_balanced():
@@ -461,7 +468,7 @@ def test_bad_folders_images_and_flags(tmp_path):
     with pytest.raises(DataError) as err:
         convert.convert_folder(only_bad, tmp_path / 'o.hdf5', progress=False)
     assert 'only_bad' in one_line(err) and '1 unreadable' in str(err.value)
-    assert not (tmp_path / 'o.hdf5').exists() and not (tmp_path / 'o.hdf5.partial').exists()
+    assert not (tmp_path / 'o.hdf5').exists() and not list(tmp_path.glob('o.hdf5*'))
 
     good = tmp_path / 'good.hdf5'
     write_fuel_file(good)
