@@ -1,0 +1,103 @@
+"""lib/metrics.py against NumPy and against the original's Theano outputs (golden ops.npz).
+
+Golden tolerances: predicted labels and accuracies are exact (a nearest neighbour either is or
+is not the same row); nnd scores use ``*`` (rtol 1e-5, atol 1e-6): means of float32 distances
+that differ between BLAS implementations by a few ulps (the golden re-runs: 4.8e-7 on ~2.7).
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import golden
+from backend_params import backend_params, get_mode
+from lib import metrics
+
+SCORE_KEYS = ["nnd_score_euclidean", "nnd_score_cosine", "nnc_score_euclidean",
+              "nnc_score_cosine", "nnd_score_euclidean_batch7", "nnc_pred_euclidean_batch7",
+              "nnc_pred_cosine"]
+
+
+def _golden_scores(backend_name):
+    get_mode(backend_name)  # fails under CI when the backend's package is missing
+    d, _ = golden.load("ops")
+    trX, trY, teX, teY = d["nn_trX"], d["nn_trY"], d["nn_teX"], d["nn_teY"]
+    m = backend_name
+    return {
+        "nnd_score_euclidean": metrics.nnd_score(trX, teX, metric="euclidean", mode=m),
+        "nnd_score_cosine": metrics.nnd_score(trX, teX, metric="cosine", mode=m),
+        "nnc_score_euclidean": metrics.nnc_score(trX, trY, teX, teY, metric="euclidean", mode=m),
+        "nnc_score_cosine": metrics.nnc_score(trX, trY, teX, teY, metric="cosine", mode=m),
+        "nnd_score_euclidean_batch7": metrics.gpu_nnd_score(trX, teX, metric="euclidean",
+                                                            batch_size=7, mode=m),
+        "nnc_pred_euclidean_batch7": metrics.gpu_nnc_predict(trX, trY, teX, metric="euclidean",
+                                                             batch_size=7, mode=m),
+        "nnc_pred_cosine": metrics.gpu_nnc_predict(trX, trY, teX, metric="cosine", mode=m),
+    }
+
+
+_scores = {}
+
+
+@pytest.mark.parametrize("backend_name", backend_params())
+@pytest.mark.parametrize("key", SCORE_KEYS)
+def test_golden(backend_name, key):
+    if backend_name not in _scores:
+        _scores[backend_name] = _golden_scores(backend_name)
+    value = _scores[backend_name][key]
+    d, _ = golden.load("ops")
+    golden.assert_close("ops", key, np.asarray(value, dtype=d[key].dtype))
+
+
+def _np_distances(A, B, metric):
+    A, B = A.astype(np.float64), B.astype(np.float64)
+    if metric == "cosine":
+        return (A @ B.T) / np.sqrt((A ** 2).sum(1) + 1e-8)[:, None] / np.sqrt((B ** 2).sum(1) + 1e-8)
+    return np.sqrt(((A[:, None, :] - B[None, :, :]) ** 2).sum(-1))
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("batch_size", [4096, 5, 1], ids=["one_block", "blocks_of_5", "rows"])
+def test_against_numpy(metric, batch_size):
+    r = np.random.RandomState(0)
+    trX, teX = r.randn(23, 6), r.randn(11, 6)
+    trY = r.randint(0, 4, 23)
+    dist = _np_distances(teX, trX, metric)
+    nearest = dist.argmax(1) if metric == "cosine" else dist.argmin(1)
+    best = dist.max(1) if metric == "cosine" else dist.min(1)
+    pred = metrics.gpu_nnc_predict(trX, trY, teX, metric=metric, batch_size=batch_size,
+                                   mode="python")
+    np.testing.assert_array_equal(pred, trY[nearest])
+    score = metrics.gpu_nnd_score(trX, teX, metric=metric, batch_size=batch_size, mode="python")
+    np.testing.assert_allclose(score, best.mean(), rtol=1e-5)
+
+
+def test_blocks_bound_memory(monkeypatch):
+    """No distance block is larger than batch_size x batch_size."""
+    shapes = []
+    real = metrics.euclid_dist
+
+    def recording(A, B, mode=None):
+        shapes.append((len(A), len(B)))
+        return real(A, B, mode=mode)
+
+    monkeypatch.setattr(metrics, "euclid_dist", recording)
+    r = np.random.RandomState(1)
+    metrics.gpu_nnd_score(r.randn(50, 3), r.randn(20, 3), metric="euclidean", batch_size=16,
+                          mode="python")
+    assert max(max(s) for s in shapes) <= 16 and len(shapes) == 2 * 4
+
+
+def test_nothing_is_compiled_at_import():
+    code = "import lib.metrics as m; assert m._compiled == {}, m._compiled"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cv_reg_lr_picks_the_best_validation_model(capsys):
+    r = np.random.RandomState(2)
+    X = r.randn(60, 4)
+    y = (X[:, 0] + 0.1 * r.randn(60) > 0).astype(int)
+    model = metrics.cv_reg_lr(X[:40], y[:40], X[40:], y[40:], Cs=[0.001, 1.])
+    assert (model.predict(X[40:]) == y[40:]).mean() >= 0.9
+    assert "best model C" in capsys.readouterr().out
