@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.data_image import DataError, default_data_dir
+from lib.data_image import DataError
 
 IN_MEMORY_MAX_BYTES = 256 << 20   # auto load_in_memory below this size of selected rows
 HDF5_EXTS = ('.hdf5', '.h5', '.hdf')
@@ -458,7 +458,7 @@ def resolve_path(path=None, size=64, n_synthetic=50000, seed=0, progress=True):
     an .hdf5 file: itself; a folder of images: a converted cache in
     ``<data_dir>/cache/`` (rebuilt when the folder's files change, see faces/convert.py).
     """
-    if path is None:
+    if path is None or path == '':
         from faces import synthetic
         return synthetic.ensure(n=n_synthetic, seed=seed, size=size, progress=progress)
     path = Path(path).expanduser()
