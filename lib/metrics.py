@@ -72,6 +72,7 @@ def gpu_nnc_predict(trX, trY, teX, metric='cosine', batch_size=4096, mode=None):
     Nearest: the largest cosine similarity (metric='cosine') or the smallest euclidean distance;
     ties go to the first training row. ``mode``: a lib.backend name for the distance function.
     """
+    # PORT: ``mode`` is new (the original had one Theano device); None is PyTensor's default
     if metric == 'cosine':
         metric_fn = cosine_dist
     else:

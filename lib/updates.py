@@ -82,6 +82,8 @@ class Update:
     def __init__(self, regularizer=Regularizer(), clipnorm=0.):
         self.regularizer = regularizer
         self.clipnorm = clipnorm
+        # PORT: the original kept its m, v, t only inside the graph; they are kept here so that a
+        # training loop can checkpoint and resume them
         self.state = []  # the shared variables every __call__ creates, in creation order
 
     def _grads(self, params, cost):
