@@ -1,0 +1,92 @@
+"""The SVHN DCGAN's parameter files: the original's released .jl and this port's .npz.
+
+Both live at ``<model_dir>/<epoch>_{gen,discrim}_params.{npz,jl}``: the original's
+``models/svhn_unsup_all_conv_dcgan_100z_gaussian_lr_0.0005_64mb/200_*_params.jl`` (put them in
+the repo's ``models/`` folder) and what svhn/train_uncond_dcgan.py writes. Loaded arrays are
+checked against the architecture of svhn/train_uncond_dcgan.py, parameter by parameter.
+"""
+from pathlib import Path
+
+from lib import rng
+from lib.data_image import DataError
+from lib.params import ParamsFileError, load_params
+from lib.theano_utils import floatX
+
+import svhn.train_uncond_dcgan as script
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL_DIR = REPO / 'models' / script.desc
+EXTS = ('.npz', '.jl')
+
+
+def params_path(model_dir, epoch, part):
+    """``<model_dir>/<epoch>_<part>_params.npz`` (ours) or ``.jl`` (the original's), whichever exists."""
+    model_dir = Path(model_dir).expanduser()
+    stem = model_dir / f'{epoch}_{part}_params'
+    for ext in EXTS:
+        path = stem.with_name(stem.name + ext)
+        if path.is_file():
+            return path
+    hint = (' (the original\'s weights: copy dcgan_code/models/' + script.desc + ' into the repo\'s '
+            'models/ folder)' if model_dir.name == script.desc else '')
+    raise DataError(f'{stem}.npz / .jl: no such file; expected {part} parameters of epoch '
+                    f'{epoch} in --model_dir={model_dir}{hint}')
+
+
+def read_arrays(path):
+    """The arrays of a parameter file, as a list; unreadable files are a one-line DataError."""
+    try:
+        return list(load_params(path))
+    except ParamsFileError as err:  # names the file already
+        raise DataError(str(err)) from None
+    except OSError as err:
+        raise DataError(f'{path}: unreadable parameter file ({type(err).__name__}: {err})') from None
+
+
+def _check_and_set(params, arrays, path):
+    if len(arrays) != len(params):
+        raise DataError(f'{path}: {len(arrays)} arrays, expected {len(params)} '
+                        f'({", ".join(p.name for p in params)})')
+    for p, a in zip(params, arrays):
+        expected = p.get_value(borrow=True).shape
+        if tuple(a.shape) != expected:
+            raise DataError(f'{path}: parameter {p.name} has shape {tuple(a.shape)}, the '
+                            f'architecture expects {expected}')
+        p.set_value(floatX(a))
+
+
+def load_model(model_dir, epoch, parts=('gen', 'discrim')):
+    """The train script's own parameters holding the values of the files of ``epoch``.
+
+    Returns ``{'gen': gen_params, 'discrim': discrim_params}`` (the ``parts`` asked for) as
+    shared variables named gw, gg, ... / dw, dw2, .... The widths (``nz``, ``ngf``, ``ndf``,
+    ``nc``) are read off the first/last arrays and set on svhn.train_uncond_dcgan, whose ``gen``
+    uses them; every array is then checked against the shape the architecture gives it.
+    """
+    arrays = {part: read_arrays(params_path(model_dir, epoch, part)) for part in parts}
+    paths = {part: params_path(model_dir, epoch, part) for part in parts}
+    for part, a in arrays.items():
+        if not a or any(x.ndim not in (1, 2, 4) for x in a):
+            raise DataError(f'{paths[part]}: expected 1-, 2- and 4-D parameter arrays')
+    if 'gen' in arrays:
+        gw, gwx = arrays['gen'][0], arrays['gen'][-1]
+        if gw.ndim != 2 or gwx.ndim != 4:
+            raise DataError(f'{paths["gen"]}: first array {gw.shape} / last {gwx.shape}, expected '
+                            'gw (nz, ngf*64) and gwx (ngf, nc, 5, 5)')
+        script.nz, script.ngf, script.nc = gw.shape[0], gwx.shape[0], gwx.shape[1]
+    if 'discrim' in arrays:
+        dw = arrays['discrim'][0]
+        if dw.ndim != 4:
+            raise DataError(f'{paths["discrim"]}: first array {dw.shape}, expected dw (ndf, nc, 5, 5)')
+        script.ndf = dw.shape[0]
+        if 'gen' not in arrays:
+            script.nc = dw.shape[1]
+    state = rng.np_rng.get_state()
+    gen_params, discrim_params = script.init_params()  # names and shapes; values replaced below
+    rng.np_rng.set_state(state)  # loading a model draws nothing from the project's generator
+    out = {}
+    for part, params in (('gen', gen_params), ('discrim', discrim_params)):
+        if part in arrays:
+            _check_and_set(params, arrays[part], paths[part])
+            out[part] = params
+    return out
