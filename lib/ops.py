@@ -6,7 +6,6 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytensor.tensor as pt
-from pytensor.tensor.random import shared_rng
 
 import lib  # noqa: F401  (sets floatX)
 from lib import rng
@@ -49,12 +48,10 @@ def dropout(X, p=0.):
     """Inverted dropout: zero each unit with probability ``p`` and scale the rest by 1/(1-p)."""
     if p > 0:
         retain_prob = 1 - p
-        # PORT: PyTensor has no implicit MRG stream; each dropout gets its own generator, seeded
-        # from lib.rng.np_rng and advanced on every call through its default update.
-        g = shared_rng(np.random.default_rng(rng.np_rng.randint(2**31)))
-        next_g, mask = g.binomial(1, retain_prob, size=X.shape)
-        g.default_update = next_g
-        X = X * pt.cast(mask, X.dtype) / np.float32(retain_prob)
+        # PORT: Theano's MRG stream advanced implicitly; PyTensor's needs explicit updates, so
+        # compile a graph with dropout using updates=... + rng.t_rng.updates().
+        X = X * rng.t_rng.binomial(X.shape, p=retain_prob, dtype=X.dtype)
+        X = X / np.float32(retain_prob)
     return X
 
 
@@ -114,6 +111,7 @@ def batchnorm(X, g=None, b=None, u=None, s=None, a=1., e=1e-8):
     ``a != 1`` blends the statistics towards (0, 1); ``g`` and ``b`` apply only if both are given.
     Epsilon is the original's 1e-8.
     """
+    g, b, u, s = (None if v is None else pt.as_tensor_variable(v) for v in (g, b, u, s))
     if X.ndim == 4:
         if u is not None and s is not None:
             b_u = u.dimshuffle("x", 0, "x", "x")
@@ -197,8 +195,13 @@ def max_pool(X, ws, stride=None):
                                   f"stride={stride})")
     if ws == (1, 1):
         return X
-    ho, wo = X.shape[2] // ws[0], X.shape[3] // ws[1]
-    X = X[:, :, : ho * ws[0], : wo * ws[1]]
+    X = pt.as_tensor_variable(X)
+    h, w = X.type.shape[2:]
+    # static sizes when the graph knows them (XLA needs static slices: the JAX backend)
+    ho = h // ws[0] if h is not None else X.shape[2] // ws[0]
+    wo = w // ws[1] if w is not None else X.shape[3] // ws[1]
+    if (h is None or h % ws[0]) or (w is None or w % ws[1]):
+        X = X[:, :, : ho * ws[0], : wo * ws[1]]
     X = X.reshape((X.shape[0], X.shape[1], ho, ws[0], wo, ws[1]))
     return X.max(axis=(3, 5))
 
