@@ -19,12 +19,18 @@ Each Op has a NumPy ``perform`` (the reference; one BLAS matmul via ``tensordot`
 for PyTensor's C/CVM backend; the Numba, JAX and PyTorch kernels are registered in
 ``lib/dispatch``.
 """
+import hashlib
+from functools import cache
+from pathlib import Path
+
 import numpy as np
 import pytensor.tensor as pt
 from numpy.lib.stride_tricks import sliding_window_view
 from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply, Constant
-from pytensor.graph.op import Op
+from pytensor.link.c.op import COp
+from pytensor.link.c.params_type import ParamsType
+from pytensor.scalar import int64
 from pytensor.scalar.basic import upcast
 from pytensor.tensor.type import TensorType, integer_dtypes
 
@@ -143,7 +149,14 @@ def _shape_vector(v, name):
     return v
 
 
-class _ConvBase(Op):
+@cache
+def _c_source():
+    """The C++ kernels shared by the three Ops, and a hash of them (part of the cache version)."""
+    text = (Path(__file__).parent / "c_code" / "conv.cpp").read_text()
+    return text, int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
+
+
+class _ConvBase(COp):
     __props__ = ("subsample", "padding", "conv_mode")
 
     def __init__(self, subsample=(1, 1), padding=((0, 0), (0, 0)), conv_mode="conv"):
@@ -168,12 +181,46 @@ class _ConvBase(Op):
             raise TypeError(f"{name} must be a 4-D tensor, got {x.type}")
         return x
 
+    # --- C implementation (PyTensor's C/CVM backend); the kernels are in c_code/conv.cpp ---
+    _c_kernel = None  # the C++ function of lib/c_code/conv.cpp computing this Op
+
+    # The geometry reaches the C code as run-time params, not literals, so one compiled module
+    # serves every stride/padding/mode (``perform`` does not take params in PyTensor 3).
+    params_type = ParamsType(sh=int64, sw=int64, pad_t=int64, pad_b=int64, pad_l=int64,
+                             pad_r=int64, flip=int64)
+
+    def get_params(self, node):
+        (sh, sw), ((pad_t, pad_b), (pad_l, pad_r)) = self.subsample, self.padding
+        return self.params_type.get_params(sh=sh, sw=sw, pad_t=pad_t, pad_b=pad_b, pad_l=pad_l,
+                                           pad_r=pad_r, flip=int(self.flip))
+
+    def c_support_code(self, **kwargs):
+        return _c_source()[0]
+
+    def c_code(self, node, name, inputs, outputs, sub):
+        dtype = node.outputs[0].dtype
+        if dtype not in ("float32", "float64"):
+            # PyTensor falls back to ``perform`` for other dtypes
+            raise NotImplementedError(f"{type(self).__name__}: no C code for {dtype}")
+        p = sub["params"]
+        args = ", ".join(inputs)
+        return f"""
+        {{
+            const dcgan_conv::Geom geom = {{{p}->sh, {p}->sw, {p}->pad_t, {p}->pad_b,
+                                           {p}->pad_l, {p}->pad_r, (int){p}->flip}};
+            if (dcgan_conv::{self._c_kernel}<npy_{dtype}>({args}, &{outputs[0]}, geom) != 0) {{
+                {sub["fail"]}
+            }}
+        }}"""
+
     def c_code_cache_version(self):
-        return (1,)
+        return (3, _c_source()[1])  # bump the 3 when c_code or get_params change
 
 
 class Conv2d(_ConvBase):
     """``conv2d``: X (N, C, H, W) with kernels w (O, C, kh, kw) -> (N, O, Ho, Wo)."""
+
+    _c_kernel = "forward"
 
     def make_node(self, X, w):
         X, w = self._as4d(X, "X"), self._as4d(w, "w")
@@ -218,6 +265,8 @@ class Conv2dGradInputs(_ConvBase):
     convolution) of ``top`` by ``w``.
     """
 
+    _c_kernel = "grad_inputs"
+
     def make_node(self, w, top, in_hw):
         w, top = self._as4d(w, "w"), self._as4d(top, "top")
         in_hw = _shape_vector(in_hw, "in_hw")
@@ -257,6 +306,8 @@ class Conv2dGradInputs(_ConvBase):
 
 class Conv2dGradWeights(_ConvBase):
     """Adjoint of ``Conv2d`` in w: X (N, C, H, W), top (N, O, Ho, Wo), k_hw -> (O, C, *k_hw)."""
+
+    _c_kernel = "grad_weights"
 
     def make_node(self, X, top, k_hw):
         X, top = self._as4d(X, "X"), self._as4d(top, "top")
