@@ -40,6 +40,11 @@ GEOMETRIES = {
     "k3-s1x2-asym": ((2, 3, 7, 9), (4, 3, 3), (1, 2), ((2, 0), (1, 3)), "conv"),
     "k3x5-s2-p1x2": ((2, 2, 10, 12), (3, 3, 5), 2, (1, 2), "conv"),
     "k5-s2-p2-wide": ((4, 16, 12, 12), (32, 5, 5), 2, 2, "conv"),
+    # several images per work unit of im2col/col2im, blocks of uneven size
+    "k3-s2-p1-image-blocks": ((12, 16, 7, 7), (8, 3, 3), 2, 1, "conv"),
+    "k5-s1-p2-uneven-blocks-cross": ((13, 2, 6, 5), (3, 5, 5), 1, 2, "cross"),
+    # large enough (> 4 MB of columns and of output) for the loops to run on several threads
+    "k5-s1-p2-threaded": ((16, 8, 32, 32), (64, 5, 5), 1, 2, "conv"),
 }
 
 
@@ -81,9 +86,11 @@ def random_inputs(rng, dtype, xshape, wshape, subsample, padding):
     (N, C, H, W), (O, kh, kw) = xshape, wshape
     s, pad = normalize_subsample(subsample), normalize_padding(padding)
     Ho, Wo = conv_out_size(H, kh, s[0], pad[0]), conv_out_size(W, kw, s[1], pad[1])
+    # scaled so that every output is O(1), as with a trained net's activations and gradients:
+    # float32 tolerances then measure rounding, not the size of the sums
     X = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((O, C, kh, kw)).astype(dtype)
-    top = rng.standard_normal((N, O, Ho, Wo)).astype(dtype)
+    w = (rng.standard_normal((O, C, kh, kw)) / np.sqrt(C * kh * kw)).astype(dtype)
+    top = (rng.standard_normal((N, O, Ho, Wo)) / np.sqrt(max(1, N * Ho * Wo))).astype(dtype)
     return X, w, top, np.array([H, W]), np.array([kh, kw])
 
 

@@ -336,18 +336,21 @@ static void parallel_for(npy_intp n, double bytes, F f)
 }
 
 /* cols (K, NP) from X (N, C, H, W) (im2col); or, with ACC, X = col2im(cols), X's planes zeroed
-   first. Work unit u = (c, n) in [u0, u1): one input plane and the kh*kw column segments it
-   feeds, disjoint between units; the plane stays hot in cache over the kernel offsets. */
+   first. Work unit u = (c, block of nb images) in [u0, u1): its input planes and the column
+   segments they feed, disjoint between units. Per kernel offset (a, b) the unit's segments of
+   cols row (c, a, b) are contiguous, so each pass streams through memory, and the nb planes
+   (sized to stay in cache) are reused by all kh*kw passes. */
 template <typename T, bool ACC>
-static void im2col_or_col2im(T* X, T* cols, const Dims& d, const Geom& g, npy_intp u0,
-                             npy_intp u1)
+static void im2col_or_col2im(T* X, T* cols, const Dims& d, const Geom& g, npy_intp nb,
+                             npy_intp u0, npy_intp u1)
 {
     const npy_intp P = d.Ho * d.Wo, NP = d.N * P, HW = d.H * d.W;
+    const npy_intp blocks = (d.N + nb - 1) / nb;
     for (npy_intp u = u0; u < u1; ++u) {
-        const npy_intp c = u / d.N, n = u % d.N;
-        T* plane = X + (n * d.C + c) * HW;
+        const npy_intp c = u / blocks, n0 = (u % blocks) * nb, n1 = std::min(d.N, n0 + nb);
         if (ACC)
-            std::fill(plane, plane + HW, T(0));
+            for (npy_intp n = n0; n < n1; ++n)
+                std::fill(X + (n * d.C + c) * HW, X + (n * d.C + c + 1) * HW, T(0));
         for (npy_intp a = 0; a < d.kh; ++a) {
             const npy_intp i = (g.flip ? d.kh - 1 - a : a) - g.pt;
             npy_intp y0, y1;
@@ -356,26 +359,34 @@ static void im2col_or_col2im(T* X, T* cols, const Dims& d, const Geom& g, npy_in
                 const npy_intp j = (g.flip ? d.kw - 1 - b : b) - g.pl;
                 npy_intp x0, x1;
                 valid_range(j, g.sw, d.W, d.Wo, &x0, &x1);
-                T* col = cols + ((c * d.kh + a) * d.kw + b) * NP + n * P;
-                if (!ACC) {
-                    std::fill(col, col + y0 * d.Wo, T(0));
-                    std::fill(col + y1 * d.Wo, col + P, T(0));
-                }
-                for (npy_intp y = y0; y < y1; ++y) {
-                    T* row = plane + (y * g.sh + i) * d.W;  /* row[x * sw + j], x in [x0, x1) */
-                    T* dst = col + y * d.Wo;
-                    if (ACC) {
-                        if (g.sw == 1)
-                            for (npy_intp x = x0; x < x1; ++x) row[x + j] += dst[x];
-                        else
-                            for (npy_intp x = x0; x < x1; ++x) row[x * g.sw + j] += dst[x];
-                    } else {
-                        std::fill(dst, dst + x0, T(0));
-                        if (g.sw == 1)
-                            for (npy_intp x = x0; x < x1; ++x) dst[x] = row[x + j];
-                        else
-                            for (npy_intp x = x0; x < x1; ++x) dst[x] = row[x * g.sw + j];
-                        std::fill(dst + x1, dst + d.Wo, T(0));
+                T* col_row = cols + ((c * d.kh + a) * d.kw + b) * NP;
+                for (npy_intp n = n0; n < n1; ++n) {
+                    T* plane = X + (n * d.C + c) * HW;
+                    T* col = col_row + n * P;
+                    if (!ACC) {
+                        std::fill(col, col + y0 * d.Wo, T(0));
+                        std::fill(col + y1 * d.Wo, col + P, T(0));
+                    }
+                    for (npy_intp y = y0; y < y1; ++y) {
+                        T* row = plane + (y * g.sh + i) * d.W;  /* row[x*sw + j], x in [x0, x1) */
+                        T* dst = col + y * d.Wo;
+                        if (ACC) {
+                            if (g.sw == 1)
+                                for (npy_intp x = x0; x < x1; ++x) row[x + j] += dst[x];
+                            else if (g.sw == 2)  /* the paper's stride: a constant vectorizes */
+                                for (npy_intp x = x0; x < x1; ++x) row[2 * x + j] += dst[x];
+                            else
+                                for (npy_intp x = x0; x < x1; ++x) row[x * g.sw + j] += dst[x];
+                        } else {
+                            std::fill(dst, dst + x0, T(0));
+                            if (g.sw == 1)
+                                for (npy_intp x = x0; x < x1; ++x) dst[x] = row[x + j];
+                            else if (g.sw == 2)
+                                for (npy_intp x = x0; x < x1; ++x) dst[x] = row[2 * x + j];
+                            else
+                                for (npy_intp x = x0; x < x1; ++x) dst[x] = row[x * g.sw + j];
+                            std::fill(dst + x1, dst + d.Wo, T(0));
+                        }
                     }
                 }
             }
@@ -386,9 +397,18 @@ static void im2col_or_col2im(T* X, T* cols, const Dims& d, const Geom& g, npy_in
 template <typename T, bool ACC>
 static void im2col_or_col2im(T* X, T* cols, const Dims& d, const Geom& g)
 {
+    /* Images per unit: enough for long contiguous passes over cols, few enough that their
+       planes stay in cache across the kh*kw passes (L1 for col2im's read-modify-write, L2 for
+       im2col), and units for every thread. */
+    const npy_intp plane_bytes = std::max((npy_intp)1, d.H * d.W * (npy_intp)sizeof(T));
+    const npy_intp cache_bytes = ACC ? (npy_intp)1 << 12 : (npy_intp)1 << 18;
+    const npy_intp blocks_wanted = (4 * loop_threads() + d.C - 1) / std::max(d.C, (npy_intp)1);
+    npy_intp nb = std::min(cache_bytes / plane_bytes, d.N / blocks_wanted);
+    nb = std::max(nb, (npy_intp)1);
+    const npy_intp units = d.C * ((d.N + nb - 1) / nb);
     const double bytes = (double)sizeof(T) * d.C * d.kh * d.kw * d.N * d.Ho * d.Wo;
-    parallel_for(d.C * d.N, bytes, [&](npy_intp u0, npy_intp u1) {
-        im2col_or_col2im<T, ACC>(X, cols, d, g, u0, u1);
+    parallel_for(units, bytes, [&](npy_intp u0, npy_intp u1) {
+        im2col_or_col2im<T, ACC>(X, cols, d, g, nb, u0, u1);
     });
 }
 
