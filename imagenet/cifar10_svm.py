@@ -23,6 +23,7 @@ The model files are the original's .jl (``30_discrim_params.jl`` + side files) o
 """
 import json
 import sys
+import warnings
 from pathlib import Path
 from time import time
 
@@ -31,6 +32,7 @@ import pytensor
 import pytensor.tensor as T
 from tqdm import tqdm
 from sklearn import metrics
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC as LSVC
 
 from lib import flags
@@ -61,7 +63,7 @@ out = ''          # '' = none; else a .json file receiving the results
 seed = 42         # seed of lib.rng and of LinearSVC
 backend = ''      # c | numba | jax | pytorch | python; '' = the fastest here
 
-FLAGS = ['nc', 'ndf', 'nbatch', 'cs', 'ntrain', 'nval', 'ntest', 'max_iter', 'data_dir',
+FLAGS = ['ndf', 'nbatch', 'cs', 'ntrain', 'nval', 'ntest', 'max_iter', 'data_dir',
          'model_dir', 'epoch', 'out', 'seed', 'backend']
 DEFAULTS = {name: globals()[name] for name in FLAGS}
 
@@ -157,9 +159,17 @@ def parse_cs(text):
 
 
 def fit_svm(c, Xt, Y):
-    """A LinearSVC (L2-SVM: squared hinge loss, L2 penalty) with C=c fitted on features Xt."""
-    svm = LSVC(C=c, loss='squared_hinge', penalty='l2', max_iter=max_iter, random_state=seed)
-    return svm.fit(Xt, Y)
+    """A LinearSVC (L2-SVM: squared hinge loss, L2 penalty, one-vs-rest) with C=c fitted on Xt."""
+    # PORT: dual=True, sklearn's default in 2015 (today's 'auto' picks the primal when n_samples >
+    # n_features, as here); liblinear's shuffling is seeded from --seed.
+    svm = LSVC(C=c, loss='squared_hinge', penalty='l2', dual=True, max_iter=max_iter,
+               random_state=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', ConvergenceWarning)
+        svm.fit(Xt, Y)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        tqdm.write(f'note: LinearSVC(C={c}) stopped at --max_iter={max_iter} before converging')
+    return svm
 
 
 def main(argv=None):

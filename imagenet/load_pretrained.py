@@ -47,7 +47,7 @@ out = ''          # '' = samples.png in this folder (where the original, run fro
 seed = 42         # seed of lib.rng (the original's value)
 backend = ''      # c | numba | jax | pytorch | python; '' = the fastest here
 
-FLAGS = ['nz', 'nc', 'ngf', 'ndf', 'model_dir', 'epoch', 'nvis', 'out', 'seed', 'backend']
+FLAGS = ['nz', 'ngf', 'ndf', 'model_dir', 'epoch', 'nvis', 'out', 'seed', 'backend']
 DEFAULTS = {name: globals()[name] for name in FLAGS}
 
 relu = activations.Rectify()

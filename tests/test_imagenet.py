@@ -226,6 +226,12 @@ def test_wrong_count_missing_files_and_ambiguity(paper_model, tmp_path, capsys, 
     save_params_jl(gen_arrays, tmp_path / '30_gen_params.jl')
     err = _main_error(capsys, [f'--model_dir={tmp_path}'])
     assert '30_discrim_params.jl_11.npy' in err and 'missing' in err
+    # a truncated one
+    save_params_jl(discrim_arrays, tmp_path / '30_discrim_params.jl')
+    side = tmp_path / '30_discrim_params.jl_08.npy'
+    side.write_bytes(side.read_bytes()[:-1000])
+    err = _main_error(capsys, [f'--model_dir={tmp_path}'])
+    assert '30_discrim_params.jl_08.npy' in err
     err = _main_error(capsys, [f'--model_dir={tmp_path / "nowhere"}'])
     assert 'nowhere' in err and 'no such model folder' in err
     err = _main_error(capsys, [f'--model_dir={tmp_path}', '--epoch=7'])
@@ -262,6 +268,24 @@ def test_min_resize_and_crop():
     assert min_resize(y, 32) is y
     out = crop_images(x[None], 32)
     assert out.shape == (1, 32, 32, 3)
+
+
+def test_imagenet_folder_is_min_resized_center_crops(tmp_path, monkeypatch):
+    """Every stored image is a file's 32x32 min-side resize + center crop (lib.data_image)."""
+    from lib.data_image import list_images, load_image
+
+    monkeypatch.setenv('DCGAN_DATA_DIR', str(tmp_path / 'data'))
+    _write_images(tmp_path / 'train', 12, seed=3)
+    tr_data, te_data, tr_stream, val_stream, te_stream = imagenet(path=tmp_path / 'train',
+                                                                  progress=False)
+    stored = np.concatenate([tr_data.get_data(None, slice(0, tr_data.num_examples))[0],
+                             te_data.get_data(None, slice(0, te_data.num_examples))[0]])
+    assert stored.shape == (12, 32, 32, 3) and stored.dtype == np.uint8
+    expected = [load_image(p, 32) for p in list_images(tmp_path / 'train')]
+    assert sorted(x.tobytes() for x in stored) == sorted(x.tobytes() for x in expected)
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(DataError, match='no images found'):
+        imagenet(path=tmp_path / 'empty')
 
 
 def test_imagenet_needs_a_path():
