@@ -28,7 +28,6 @@ import numpy as np
 import pytensor
 import pytensor.tensor as T
 
-from lib import activations
 from lib import updates
 from lib import inits
 from lib import rng

@@ -7,7 +7,6 @@ NumPy float64 implementation (tests/imagenet32_reference.py), the batchnorm stat
 the SVHN analysis's rule (equal-weight mean of per-batch statistics), and the whole pipeline
 end to end on images whose class is visible in their colours, with a random-weight model.
 """
-import io
 import json
 import pickle
 import struct
