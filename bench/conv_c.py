@@ -5,8 +5,9 @@ Shapes are the faces paper's (batch 128, 5x5 kernels, stride 2, padding 2): D's 
 layers' input gradients run the other way (1024->512 at 4px up to 128->3 at 32px), and both nets'
 weight gradients are ``Conv2dGradWeights`` on the same shapes. GFLOP/s counts
 2*N*O*C*kh*kw*Ho*Wo per call. "gemm" is np.dot on the Op's GEMM operands (numpy's BLAS, the
-floor the C code can reach); "compile" times the three Ops' C build in a fresh compiledir (cold)
-and again from that cache (warm), each in a new process.
+floor the C code can reach); "compile" times building the function of the three Ops in a
+fresh compiledir (cold: three C++ modules compiled) and again from that cache (warm), each in a
+new process.
 
     python bench/conv_c.py [--batch=128] [--reps=3] [--numpy_reps=1] [--dtype=float32]
     python bench/conv_c.py --layouts    # the weight gradient's GEMM in four operand layouts
@@ -28,16 +29,17 @@ K, S, P = 5, 2, 2
 
 COMPILE_SNIPPET = """
 import time, numpy as np, pytensor, pytensor.tensor as pt
-t0 = time.perf_counter()
 from lib.backend import get_mode
 from lib.conv_ops import Conv2d, Conv2dGradInputs, Conv2dGradWeights
-X, w, top = pt.tensor4('X', dtype='{dtype}'), pt.tensor4('w', dtype='{dtype}'), pt.tensor4('top', dtype='{dtype}')
+x = pt.vector('x', dtype='{dtype}')
+pytensor.function([x], 2 * x, mode=get_mode('c'))  # PyTensor's own modules: not timed
+X, w, top = (pt.tensor4(n, dtype='{dtype}') for n in ('X', 'w', 'top'))
 kw = dict(subsample=(2, 2), padding=((2, 2), (2, 2)))
 outs = [Conv2d(**kw)(X, w), Conv2dGradInputs(**kw)(w, top, np.array([8, 8])),
         Conv2dGradWeights(**kw)(X, top, np.array([5, 5]))]
-t1 = time.perf_counter()
+t0 = time.perf_counter()
 pytensor.function([X, w, top], outs, mode=get_mode('c'))
-print(time.perf_counter() - t1)
+print(time.perf_counter() - t0)
 """
 
 

@@ -182,6 +182,9 @@ class _ConvBase(COp):
         return x
 
     # --- C implementation (PyTensor's C/CVM backend); the kernels are in c_code/conv.cpp ---
+    # im2col/col2im and one GEMM by numpy's own BLAS per call (no BLAS to configure). Each Op
+    # class keeps, per dtype and process, one scratch buffer as large as its largest call's
+    # im2col matrix (~450 MB at the faces paper's scale in float32).
     _c_kernel = None  # the C++ function of lib/c_code/conv.cpp computing this Op
 
     # The geometry reaches the C code as run-time params, not literals, so one compiled module

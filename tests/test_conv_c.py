@@ -212,3 +212,30 @@ def test_gradients_of_c_code(subsample, padding, conv_mode):
     verify_grad(lambda X, w: conv(X, w), [X_v, w_v], rng=rng, mode=get_mode("c"))
     verify_grad(lambda w, top: grad_inputs(w, top, in_hw), [w_v, top_v], rng=rng,
                 mode=get_mode("c"))
+
+
+def test_concurrent_calls_from_python_threads():
+    """The Ops release the GIL: calls running at once (from separate functions: a PyTensor
+    function is not itself thread-safe) share compiled modules but not the cached workspace."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    cases = [random_inputs(rng, "float32", (8, 8, 32, 32), (16, 5, 5), 2, 2) for _ in range(4)]
+    f_py = functions("float32", 2, 2, "conv", "python")
+    expected = [f_py(*inputs) for inputs in cases]
+    conv, grad_inputs, grad_weights = _ops(2, 2, "conv")
+    X, w, top = (pt.tensor4(n) for n in ("X", "w", "top"))
+    in_hw, k_hw = pt.lvector("in_hw"), pt.lvector("k_hw")
+    outs = [conv(X, w), grad_inputs(w, top, in_hw), grad_weights(X, top, k_hw)]
+    fns = [pytensor.function([X, w, top, in_hw, k_hw], outs, mode=get_mode("c"))
+           for _ in cases]
+
+    def run(i):
+        return [fns[i](*cases[i]) for _ in range(3)]
+
+    with ThreadPoolExecutor(len(cases)) as pool:
+        results = list(pool.map(run, range(len(cases))))
+    for outs_per_call, want in zip(results, expected):
+        for outs in outs_per_call:
+            for got, ref in zip(outs, want):
+                np.testing.assert_allclose(got, ref, **TOL["float32"])
