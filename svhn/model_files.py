@@ -29,7 +29,7 @@ def params_path(model_dir, epoch, part):
             return path
     hint = (' (the original\'s weights: copy dcgan_code/models/' + script.desc + ' into the repo\'s '
             'models/ folder)' if model_dir.name == script.desc else '')
-    raise DataError(f'{stem}.npz / .jl: no such file; expected {part} parameters of epoch '
+    raise DataError(f'{stem}.{{npz,jl}}: no such file; expected {part} parameters of epoch '
                     f'{epoch} in --model_dir={model_dir}{hint}')
 
 

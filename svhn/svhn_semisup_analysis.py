@@ -150,6 +150,7 @@ def compile_features(params, U, S, mode):
 
 def features(X, _features, nbatch=128):
     """``_features`` over X in batches of ``nbatch``: (N, n_features) float32."""
+    # PORT: _features is an argument (the original's was a module global), as in infer_bnorm_stats
     Xfs = []
     for xmb in iter_data(X, size=nbatch):
         fmbs = _features(floatX(xmb))

@@ -241,7 +241,7 @@ def test_sampler_without_weights(tmp_path, script_globals, capsys):
         sampler.main([f"--model_dir={tmp_path / DESC}"])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert "200_gen_params.npz / .jl: no such file" in err and "models/ folder" in err
+    assert "200_gen_params.{npz,jl}: no such file" in err and "models/ folder" in err
 
 
 # --------------------------------------------------------------------------------------------
