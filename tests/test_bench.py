@@ -1,0 +1,153 @@
+"""bench/: the eager PyTorch reference computes what the PyTensor faces model computes, and
+bench/train_step.py runs end to end (at a hidden tiny scale)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import faces.train_uncond_dcgan as faces_model  # noqa: E402
+from bench import torch_reference  # noqa: E402
+from bench.torch_reference import Reference  # noqa: E402
+from bench.train_step import conv_op_counts, flop_model  # noqa: E402
+from lib import rng  # noqa: E402
+from lib.backend import get_mode  # noqa: E402
+from lib.ops import deconv, dnn_conv  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(ngf=8, ndf=8, nbatch=8)
+LR = 0.0002
+
+
+def python_mode():
+    # The NumPy reference backend without elementwise fusion: a fused Composite's Python
+    # perform runs per element (tens of seconds per update even at this width).
+    return get_mode("python").excluding("fusion")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """The faces model at ngf = ndf = 8, batch 8: (gen_params, discrim_params, functions)."""
+    saved = {k: getattr(faces_model, k) for k in TINY}
+    for k, v in TINY.items():
+        setattr(faces_model, k, v)
+    try:
+        rng.set_seed(7)
+        gen_params, discrim_params = faces_model.init_params()
+        functions = faces_model.build(gen_params, discrim_params, python_mode())
+    finally:
+        for k, v in saved.items():
+            setattr(faces_model, k, v)
+    return gen_params, discrim_params, functions
+
+
+def _values(params):
+    return [p.get_value() for p in params]
+
+
+def _data(seed):
+    r = np.random.RandomState(seed)
+    X = r.uniform(-1, 1, (TINY["nbatch"], 3, 64, 64)).astype(np.float32)
+    Z = r.uniform(-1, 1, (TINY["nbatch"], 100)).astype(np.float32)
+    return X, Z
+
+
+@pytest.mark.parametrize("layer", ["conv", "deconv"])
+def test_torch_needs_flipped_kernels(layer):
+    """Our (true) convolutions equal torch's cross-correlations with kernels flipped, not as is."""
+    r = np.random.RandomState(0 if layer == "conv" else 1)
+    w = r.standard_normal((4, 3, 5, 5)).astype(np.float32)  # deconv: (C_in, C_out, k, k)
+    x = r.standard_normal((2, 3 if layer == "conv" else 4, 8, 8)).astype(np.float32)
+    X, W = pt.tensor4("X"), pt.tensor4("W")
+    ours_op = dnn_conv if layer == "conv" else deconv
+    ours = pytensor.function([X, W], ours_op(X, W, subsample=(2, 2), border_mode=(2, 2)),
+                             mode=python_mode())(x, w)
+    theirs = {"conv": torch_reference.conv, "deconv": torch_reference.deconv}[layer]
+    flipped = theirs(torch.tensor(x), torch.tensor(np.ascontiguousarray(w[:, :, ::-1, ::-1])))
+    as_is = theirs(torch.tensor(x), torch.tensor(w))
+    assert ours.shape == tuple(flipped.shape) == ((2, 4, 4, 4) if layer == "conv" else (2, 3, 16, 16))
+    np.testing.assert_allclose(flipped.numpy(), ours, rtol=1e-5, atol=1e-5)
+    assert np.abs(as_is.numpy() - ours).max() > 0.5
+
+
+def test_reference_equals_port(tiny_model):
+    """Same samples, costs and parameters after one G update and one D update (float32)."""
+    gen_params, discrim_params, (_train_g, _train_d, _gen, *_) = tiny_model
+    g0, d0 = _values(gen_params), _values(discrim_params)
+    ref = Reference(g0, d0)
+    X, Z = _data(3)
+    np.testing.assert_allclose(ref.gen(Z), _gen(Z), rtol=1e-4, atol=1e-5)
+    assert np.abs(Reference(g0, d0, flip=False).gen(Z) - _gen(Z)).max() > 0.1
+
+    for update, ours_f, theirs_f in (("G", _train_g, ref.train_g), ("D", _train_d, ref.train_d)):
+        before = _values(gen_params) + _values(discrim_params)
+        np.testing.assert_allclose(theirs_f(X, Z), np.asarray(ours_f(X, Z)), rtol=1e-5,
+                                   err_msg=f"costs of the {update} update")
+        theirs_g, theirs_d = ref.export()
+        for p, b, t in zip(gen_params + discrim_params, before, theirs_g + theirs_d):
+            ours = p.get_value()
+            moved = update == "G" if p in gen_params else update == "D"
+            # Adam's first steps are ~lr per element: compare the steps, to 1% of lr
+            np.testing.assert_allclose(t - b, ours - b, rtol=0, atol=0.01 * LR,
+                                       err_msg=f"{p.name} after the {update} update")
+            assert (np.abs(ours - b).max() > 0.5 * LR) == moved, p.name
+
+
+def test_flop_model_counts():
+    """The FLOP model's op counts (checked against compiled graphs by the bench) and sizes."""
+    model = flop_model(nf=64, nbatch=64)
+    assert conv_op_counts(model["g_update"]) == dict(Conv2d=12, Conv2dGradInputs=8,
+                                                     Conv2dGradWeights=4)
+    assert conv_op_counts(model["d_update"]) == dict(Conv2d=8, Conv2dGradInputs=10,
+                                                     Conv2dGradWeights=8)
+    # D's last conv at batch 64: 2 * 64 * 256 * 512 * 25 * 4 * 4 FLOPs
+    assert ("Conv2d", 2 * 64 * 256 * 512 * 25 * 16) in model["d_update"]
+    # doubling the width quadruples the conv FLOPs (all but the 3-channel layers)
+    assert 3.5 < sum(f for _, f in flop_model(128, 64)["g_update"]) / \
+        sum(f for _, f in model["g_update"]) < 4
+
+
+def _run_bench(tmp_path, *flags):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "train_step.py"), "--scale=tiny",
+                           f"--json={out}", *flags], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["config"]["ngf"] == 8 and report["config"]["nbatch"] == 8
+    assert report["roofline"]["sgemm_gflops"] > 0
+    assert report["roofline"]["g_floor_s"] > 0 and report["roofline"]["d_floor_s"] > 0
+    for name, r in report["results"].items():
+        assert "error" not in r, (name, r.get("error"), r.get("log_tail"))
+        for key in ("g_update_s", "d_update_s", "gen_images_per_s", "peak_rss_mb",
+                    "g_roofline_pct", "d_roofline_pct"):
+            assert r[key] > 0, (name, key)
+        assert r["costs_finite"]
+        assert name in proc.stdout
+    return report
+
+
+def test_bench_driver_runs(tmp_path):
+    """The driver, its subprocess, the JSON and the table, with eager PyTorch only (quick)."""
+    report = _run_bench(tmp_path, "--backends=none")
+    assert list(report["results"]) == ["torch-eager"]
+
+
+@pytest.mark.slow  # cold Numba compiles and the Python backend: minutes on 2 cores
+def test_bench_runs_end_to_end(tmp_path):
+    """Every column of the tiny scale's default backends: Python and Numba."""
+    report = _run_bench(tmp_path)
+    assert list(report["results"]) == ["torch-eager", "python", "numba"]
+    for name, r in report["results"].items():
+        if name != "torch-eager":
+            assert r["compile_cold_s"] > 0 and r["compile_warm_s"] > 0
+            assert r["g_vs_torch"] > 0 and r["d_vs_torch"] > 0
+            assert r["float64_count"] == dict(g_update=0, d_update=0, gen=0), \
+                r["float64_examples"]
+            assert r["flop_model_matches_graph"], r["conv_ops"]
