@@ -45,12 +45,18 @@ def get_mode(name="numba"):
         raise RuntimeError(f"--backend={name}: the package {_REQUIRES[name]!r} is not installed")
     register(name)
     if name == "python":
-        return Mode(linker="py", optimizer="fast_run")
+        # no elementwise fusion: a fused Composite's Python perform loops over elements
+        return Mode(linker="py", optimizer="fast_run").excluding("fusion")
     if name == "c":
         # PORT: PyTensor 3's pure "c" linker asserts on trivial graphs; "cvm" runs C code per node.
         return Mode(linker="cvm", optimizer="fast_run")
     # PyTensor's own modes for these linkers carry the rewrites each backend needs.
-    return pytensor_get_mode({"numba": "NUMBA", "jax": "JAX", "pytorch": "PYTORCH"}[name])
+    mode = pytensor_get_mode({"numba": "NUMBA", "jax": "JAX", "pytorch": "PYTORCH"}[name])
+    if name == "pytorch":
+        # our shape rewrites (lib/dispatch/host_shape.py) are tagged; PyTensor's PYTORCH mode
+        # does not include the tag by itself, and without them torch.compile breaks the graph
+        return mode.including("pytorch")
+    return mode
 
 
 # The default when a script is given no --backend: the fastest correct backend measured on a

@@ -103,10 +103,7 @@ def test_training_step_matches_golden(small_script, name):
 def test_dry_run_writes_every_output(tmp_path, monkeypatch):
     """Two minibatches on tiny synthetic data: log line, sample grid, param files, checkpoint."""
     monkeypatch.setenv("DCGAN_DATA_DIR", str(tmp_path / "data"))
-    saved = _configure()
-    result = faces_train.main(["--dry_run", "--ngf=8", "--ndf=8", "--nbatch=16", "--nvis=16",
-                               f"--out_dir={tmp_path}", "--backend=numba"])
-    _configure(**saved)
+    result = _run(tmp_path, ".", "--backend=numba")
     assert result["n_updates"] == 2
     log = (tmp_path / "logs" / "uncond_dcgan.ndjson").read_text().splitlines()
     record = json.loads(log[0])
@@ -115,3 +112,68 @@ def test_dry_run_writes_every_output(tmp_path, monkeypatch):
     assert (tmp_path / "samples" / "uncond_dcgan" / "0.png").exists()
     assert (tmp_path / "models" / "uncond_dcgan" / "1_gen_params.npz").exists()
     assert (tmp_path / "models" / "uncond_dcgan" / "latest_checkpoint.npz").exists()
+
+
+TINY = [  # the python backend by default: its compile is the quickest
+   "--dry_run", "--ngf=8", "--ndf=8", "--nbatch=16", "--nvis=16", "--backend=python"]
+
+
+def _run(tmp_path, out, *extra):
+    """main() in-process; its --flags set module globals, so restore them all afterwards."""
+    saved = _configure(**{k: getattr(faces_train, k) for k in faces_train.FLAGS + ["nx"]})
+    try:
+        return faces_train.main(TINY + [f"--out_dir={tmp_path / out}", *extra])
+    finally:
+        _configure(**saved)
+
+
+def test_resume_gives_the_same_parameters(tmp_path, monkeypatch):
+    """Stopped after one update and resumed == uninterrupted: params, optimizer, rng, log."""
+    monkeypatch.setenv("DCGAN_DATA_DIR", str(tmp_path / "data"))
+    full = _run(tmp_path, "full")
+    first = _run(tmp_path, "split", "--max_updates=1")
+    assert first["stopped"] and first["n_updates"] == 1
+    second = _run(tmp_path, "split", "--resume")
+    assert second["n_updates"] == full["n_updates"] == 2
+    from lib.params import load_params
+    for which in ("gen", "discrim"):
+        a = load_params(tmp_path / "full/models/uncond_dcgan" / f"1_{which}_params.npz")
+        b = load_params(tmp_path / "split/models/uncond_dcgan" / f"1_{which}_params.npz")
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    logs = [json.loads((tmp_path / d / "logs/uncond_dcgan.ndjson").read_text())
+            for d in ("full", "split")]
+    for log in logs:
+        log.pop("n_seconds")
+    assert logs[0] == logs[1]
+
+
+@pytest.mark.parametrize("case", ["missing", "empty_folder", "corrupt_hdf5", "too_small",
+                                  "bad_flag", "bad_value", "resume_without_checkpoint"])
+def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, case):
+    monkeypatch.setenv("DCGAN_DATA_DIR", str(tmp_path / "data"))
+    extra = []
+    if case == "missing":
+        extra = [f"--data={tmp_path / 'nope.hdf5'}"]
+    elif case == "empty_folder":
+        (tmp_path / "empty").mkdir()
+        extra = [f"--data={tmp_path / 'empty'}"]
+    elif case == "corrupt_hdf5":
+        (tmp_path / "bad.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"garbage" * 20)
+        extra = [f"--data={tmp_path / 'bad.hdf5'}"]
+    elif case == "too_small":
+        from faces import synthetic
+        small = synthetic.generate(n=20, seed=0, size=32, out=tmp_path / "small.hdf5",
+                                   progress=False)
+        extra = [f"--data={small}"]
+    elif case == "bad_flag":
+        extra = ["--ngfx=3"]
+    elif case == "bad_value":
+        extra = ["--ngf=many"]
+    else:
+        extra = ["--resume"]
+    with pytest.raises(SystemExit) as exc:
+        _run(tmp_path, "out", *extra)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err

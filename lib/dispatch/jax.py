@@ -14,9 +14,12 @@ The same host integers serve PyTensor's JAX reshape (``local_jax_shape_tuple_hos
 gradient of ``flatten(conv2d(X, w))`` reshapes to sizes computed from X's shape.
 
 Precision: the convolutions follow ``jax_default_matmul_precision`` like every ``dot`` of the
-graph; on recent NVIDIA GPUs XLA's default runs float32 convolutions in TF32. Set it to
-``'highest'`` for float32 results (the original's cuDNN ran true float32).
+graph; on recent NVIDIA GPUs XLA's default runs float32 convolutions in TF32. Importing this
+module sets it to ``'highest'`` (true float32, as the original's cuDNN computed) unless
+``$JAX_DEFAULT_MATMUL_PRECISION`` already chose one.
 """
+import os
+
 import jax
 import numpy as np
 from jax import lax
@@ -31,6 +34,10 @@ from lib.conv_ops import Conv2d, Conv2dGradInputs, Conv2dGradWeights, check_geom
 from lib.dispatch.host_shape import HostShape, host_shape
 
 _DIMENSION_NUMBERS = ("NCHW", "OIHW", "NCHW")
+
+if not os.environ.get("JAX_DEFAULT_MATMUL_PRECISION"):
+    # PORT: numerical equivalence with the original's float32 math; TF32 would be a silent change
+    jax.config.update("jax_default_matmul_precision", "highest")
 
 
 def _conv(op, dtype):
