@@ -47,7 +47,7 @@ from imagenet.load import cifar10
 from imagenet.load_pretrained import REPO, discrim_layers, load_model
 from imagenet.load_pretrained import desc as pretrained_desc
 
-# PORT: everything the original analysis hard-coded is a flag; the defaults are the paper's.
+# PORT: what the SVHN analysis hard-coded is a flag here; the defaults follow the paper.
 nc = 3            # # of channels in image
 ndf = 128         # # of discrim filters in first conv layer (the released model's)
 nbatch = 128      # # of examples per batch for the batchnorm statistics and the features
@@ -74,7 +74,7 @@ def transform(X):
 
 def bnorm_statistics(X, *discrim_params):
     """Symbolic batch means and variances of discrim's five batchnorms on X: (h_us, h_ss)."""
-    # PORT: the original re-typed the discriminator to expose them; batchnorm_stats collects them
+    # PORT: the SVHN analysis re-typed the discriminator to expose them; batchnorm_stats collects them
     with batchnorm_stats() as stats:
         discrim_layers(X, *discrim_params[:-1])
     h_us = [u for u, s in stats]
