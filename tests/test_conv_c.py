@@ -40,11 +40,15 @@ GEOMETRIES = {
     "k3-s1x2-asym": ((2, 3, 7, 9), (4, 3, 3), (1, 2), ((2, 0), (1, 3)), "conv"),
     "k3x5-s2-p1x2": ((2, 2, 10, 12), (3, 3, 5), 2, (1, 2), "conv"),
     "k5-s2-p2-wide": ((4, 16, 12, 12), (32, 5, 5), 2, 2, "conv"),
+    # more channels than output pixels: the forward GEMM's result is pixel-major
+    "k5-s2-p2-deep": ((3, 16, 8, 8), (32, 5, 5), 2, 2, "conv"),
+    "k3-s2-p1-deep-batch1-cross": ((1, 4, 5, 5), (12, 3, 3), 2, 1, "cross"),
     # several images per work unit of im2col/col2im, blocks of uneven size
     "k3-s2-p1-image-blocks": ((12, 16, 7, 7), (8, 3, 3), 2, 1, "conv"),
     "k5-s1-p2-uneven-blocks-cross": ((13, 2, 6, 5), (3, 5, 5), 1, 2, "cross"),
     # large enough (> 4 MB of columns and of output) for the loops to run on several threads
     "k5-s1-p2-threaded": ((16, 8, 32, 32), (64, 5, 5), 1, 2, "conv"),
+    "k5-s2-p2-deep-threaded": ((64, 16, 8, 8), (1024, 5, 5), 2, 2, "conv"),
 }
 
 
@@ -71,8 +75,8 @@ def functions(dtype, subsample, padding, conv_mode, mode):
 
 
 def assert_runs_c_code(f, n_ops=None):
-    """The conv nodes of ``f`` run compiled C thunks (CVM falls back to the Python perform,
-    silently, for an Op whose C code is missing or fails to compile)."""
+    """The conv nodes of ``f`` run compiled C thunks (CVM silently runs the Python perform
+    instead when an Op has no C code for its dtype, or when no C++ compiler is configured)."""
     conv_ops = (Conv2d, Conv2dGradInputs, Conv2dGradWeights)
     checked = 0
     for node, thunk in zip(f.vm.nodes, f.vm.thunks, strict=True):
