@@ -88,14 +88,22 @@ def bnorm_statistics(X, w, w2, g2, b2, w3, g3, b3, wy):
     return h_us, h_ss
 
 
-def infer_bnorm_stats(X, _bnorm_stats, nbatch=128):
+def _batches(X, nbatch, desc):
+    batches = iter_data(X, size=nbatch)
+    if desc is None:
+        return batches
+    return tqdm(batches, total=-(-len(X) // nbatch), desc=desc, leave=False, ncols=80)
+
+
+def infer_bnorm_stats(X, _bnorm_stats, nbatch=128, desc=None):
     """Population statistics: the per-batch means and variances of ``_bnorm_stats`` over batches
-    of ``nbatch`` images of X, averaged with equal weight. Returns (U, S), lists of float32 arrays."""
+    of ``nbatch`` images of X, averaged with equal weight. Returns (U, S), lists of float32 arrays.
+    ``desc``: show a progress bar with this label."""
     # PORT: _bnorm_stats is an argument (the original's was a module global compiled at import),
     # and U/S are sized from its outputs (the original hard-coded 128 and 256 channels).
     U, S = None, None
     n = 0
-    for xmb in iter_data(X, size=nbatch):
+    for xmb in _batches(X, nbatch, desc):
         stats = _bnorm_stats(floatX(xmb))
         umb = stats[:2]
         smb = stats[2:]
@@ -148,11 +156,12 @@ def compile_features(params, U, S, mode):
     return pytensor.function([X], f, mode=mode)
 
 
-def features(X, _features, nbatch=128):
-    """``_features`` over X in batches of ``nbatch``: (N, n_features) float32."""
+def features(X, _features, nbatch=128, desc=None):
+    """``_features`` over X in batches of ``nbatch``: (N, n_features) float32.
+    ``desc``: show a progress bar with this label."""
     # PORT: _features is an argument (the original's was a module global), as in infer_bnorm_stats
     Xfs = []
-    for xmb in iter_data(X, size=nbatch):
+    for xmb in _batches(X, nbatch, desc):
         fmbs = _features(floatX(xmb))
         for i, fmb in enumerate(fmbs):
             Xfs.append(fmb)
@@ -213,9 +222,9 @@ def main(argv=None):
 
     t = time()
     _bnorm_stats = compile_bnorm_stats(params, mode)
-    trU, trS = infer_bnorm_stats(trX, _bnorm_stats)
+    trU, trS = infer_bnorm_stats(trX, _bnorm_stats, desc='batchnorm statistics')
     _features = compile_features(params, trU, trS, mode)
-    vaXt = features(vaX, _features)
+    vaXt = features(vaX, _features, desc='validation features')
     print('%.2f seconds for batchnorm statistics and validation features' % (time()-t), flush=True)
 
     mean_va_accs = []
@@ -243,7 +252,7 @@ def main(argv=None):
     best_va_idx = np.argmin(mean_va_accs)
     best_va_c = cs[best_va_idx]
     print('best c: %.4f' % best_va_c)
-    teXt = features(teX, _features)
+    teXt = features(teX, _features, desc='test features')
 
     tr_accs = []
     va_accs = []
