@@ -69,8 +69,9 @@ def compile_times(dtype):
 def layouts(N, dt, reps):
     """Time the weight gradient's GEMM dw (O, K) over the long NP = N*Ho*Wo in four layouts.
 
-    The C code uses the first (both operands contiguous along NP); PYTENSOR-NOTES saw a
-    (64 x 65536) @ (65536 x 75) product, the third form, take 1.18 s against 16 ms transposed.
+    The C code uses the first (both operands contiguous along NP), or the second when K > O
+    and NP > K; PYTENSOR-NOTES saw a (64 x 65536) @ (65536 x 75) product, the third form,
+    take 1.18 s against 16 ms transposed.
     """
     rng = np.random.default_rng(0)
     shapes = [(C, O, H) for C, O, H in LAYERS] + [("notes", 64, 75, 65536)]
@@ -142,10 +143,13 @@ def main():
         A_w = wv.reshape(O, Kc)
         cols = rng.standard_normal((Kc, NP), dtype=dt)
         topT = rng.standard_normal((O, NP), dtype=dt)
+        P_ = Ho * Ho  # the C code's choices of GEMM form (see lib/c_code/conv.cpp)
         cases = {
-            "conv2d": ((Xv, wv), lambda: np.dot(A_w, cols)),
+            "conv2d": ((Xv, wv), (lambda: np.dot(cols.T, A_w.T)) if O > P_ else
+                       (lambda: np.dot(A_w, cols))),
             "grad_inputs": ((wv, tv, [H, H]), lambda: np.dot(A_w.T, topT)),
-            "grad_weights": ((Xv, tv, [K, K]), lambda: np.dot(topT, cols.T)),
+            "grad_weights": ((Xv, tv, [K, K]), (lambda: np.dot(cols, topT.T)) if O < Kc < NP
+                             else (lambda: np.dot(topT, cols.T))),
         }
         for name, (inputs, gemm) in cases.items():
             fc = fns["c"][name]
