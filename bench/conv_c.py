@@ -28,7 +28,7 @@ LAYERS = [(3, 128, 64), (128, 256, 32), (256, 512, 16), (512, 1024, 8)]  # D: C 
 K, S, P = 5, 2, 2
 
 COMPILE_SNIPPET = """
-import time, numpy as np, pytensor, pytensor.tensor as pt
+import resource, time, numpy as np, pytensor, pytensor.tensor as pt
 from lib.backend import get_mode
 from lib.conv_ops import Conv2d, Conv2dGradInputs, Conv2dGradWeights
 x = pt.vector('x', dtype='{dtype}')
@@ -37,9 +37,12 @@ X, w, top = (pt.tensor4(n, dtype='{dtype}') for n in ('X', 'w', 'top'))
 kw = dict(subsample=(2, 2), padding=((2, 2), (2, 2)))
 outs = [Conv2d(**kw)(X, w), Conv2dGradInputs(**kw)(w, top, np.array([8, 8])),
         Conv2dGradWeights(**kw)(X, top, np.array([5, 5]))]
-t0 = time.perf_counter()
+def cpu():  # this process and its compiler runs
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+t0, c0 = time.perf_counter(), cpu()
 pytensor.function([X, w, top], outs, mode=get_mode('c'))
-print(time.perf_counter() - t0)
+print(time.perf_counter() - t0, cpu() - c0)
 """
 
 
@@ -54,7 +57,8 @@ def best_time(f, reps):
 
 
 def compile_times(dtype):
-    """(cold, warm) seconds to compile the three Ops, each in a fresh process."""
+    """((wall, cpu) cold, (wall, cpu) warm) seconds to compile the three Ops, each in a fresh
+    process; cpu counts the compiler's processes too (wall depends on what else is running)."""
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={d}")
@@ -62,7 +66,7 @@ def compile_times(dtype):
         for _ in range(2):
             r = subprocess.run([sys.executable, "-c", COMPILE_SNIPPET.format(dtype=dtype)],
                                cwd=root, env=env, capture_output=True, text=True, check=True)
-            out.append(float(r.stdout.split()[-1]))
+            out.append(tuple(float(v) for v in r.stdout.split()[-2:]))
     return tuple(out)
 
 
@@ -167,7 +171,8 @@ def main():
         del Xv, tv, cols, topT
     if not args.no_compile:
         cold, warm = compile_times(dt)
-        print(f"compile of the three Ops ({dt}): cold {cold:.2f} s, warm (cached) {warm:.2f} s")
+        print(f"compile of the three Ops ({dt}): cold {cold[0]:.2f} s ({cold[1]:.2f} s CPU), "
+              f"warm (cached) {warm[0]:.2f} s ({warm[1]:.2f} s CPU)")
 
 
 if __name__ == "__main__":

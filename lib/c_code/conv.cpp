@@ -23,13 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <algorithm>
-#include <thread>
-#include <vector>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 #if defined(_WIN32)
 #include <malloc.h>
+#else
+#include <pthread.h>
+#include <unistd.h>
+#endif
+#if defined(__linux__)
+#include <sys/mman.h>
 #endif
 
 namespace dcgan_conv {
@@ -293,48 +294,84 @@ static inline void valid_range(npy_intp off, npy_intp s, npy_intp size, npy_intp
 }
 
 /* Threads for the memory-bound loops around the GEMM (the GEMM itself runs on numpy's BLAS
-   threads): one per core, at most 8; OMP_NUM_THREADS or OPENBLAS_NUM_THREADS, when set, cap it
-   like they cap BLAS. */
+   threads): one per online core, at most 8; OMP_NUM_THREADS or OPENBLAS_NUM_THREADS, when set,
+   cap it as they cap BLAS. Plain pthreads (std::thread doubled the compile time); none on
+   Windows. */
 static int loop_threads()
 {
     static int n = 0;
     if (n == 0) {
-        int cap = (int)std::thread::hardware_concurrency();
+#if defined(_WIN32)
+        long cap = 1;
+#else
+        long cap = sysconf(_SC_NPROCESSORS_ONLN);
+#endif
         const char* vars[2] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"};
         for (int i = 0; i < 2; ++i) {
             const char* v = getenv(vars[i]);
             if (v != NULL && atoi(v) > 0)
-                cap = std::min(cap, atoi(v));
+                cap = std::min(cap, (long)atoi(v));
         }
-        n = std::max(1, std::min(cap, 8));
+        n = (int)std::max(1L, std::min(cap, 8L));
     }
     return n;
 }
 
-/* f(begin, end) over [0, n) split across loop_threads(); serial when ``bytes`` (the memory the
-   loop touches) is too small to pay for starting threads, or when a thread cannot start. */
+typedef void (*RangeFn)(void* ctx, npy_intp begin, npy_intp end);
+
+struct RangeJob {
+    RangeFn fn;
+    void* ctx;
+    npy_intp begin, end;
+};
+
+static void* run_range_job(void* job)
+{
+    RangeJob* j = (RangeJob*)job;
+    j->fn(j->ctx, j->begin, j->end);
+    return NULL;
+}
+
+/* fn(ctx, begin, end) over [0, n) split across loop_threads(); serial when ``bytes`` (the memory
+   the loop touches) is too small to pay for starting threads, or when a thread cannot start. */
+static void parallel_for_impl(npy_intp n, double bytes, RangeFn fn, void* ctx)
+{
+    const npy_intp nt = std::min((npy_intp)loop_threads(), n);
+    if (nt < 2 || bytes < (double)(1 << 22)) {
+        fn(ctx, 0, n);
+        return;
+    }
+#if defined(_WIN32)
+    fn(ctx, 0, n);
+#else
+    RangeJob jobs[8];
+    pthread_t tids[8];
+    bool started[8];
+    for (npy_intp t = 1; t < nt; ++t) {
+        RangeJob job = {fn, ctx, n * t / nt, n * (t + 1) / nt};
+        jobs[t] = job;
+        started[t] = pthread_create(&tids[t], NULL, run_range_job, &jobs[t]) == 0;
+        if (!started[t])
+            run_range_job(&jobs[t]);
+    }
+    fn(ctx, 0, n / nt);
+    for (npy_intp t = 1; t < nt; ++t)
+        if (started[t])
+            pthread_join(tids[t], NULL);
+#endif
+}
+
+template <typename F>
+static void call_range(void* f, npy_intp begin, npy_intp end)
+{
+    (*(F*)f)(begin, end);
+}
+
+/* f(begin, end) over [0, n), on threads when it pays (see parallel_for_impl). */
 template <typename F>
 static void parallel_for(npy_intp n, double bytes, F f)
 {
-    npy_intp nt = std::min((npy_intp)loop_threads(), n);
-    if (nt < 2 || bytes < (double)(1 << 22)) {
-        f((npy_intp)0, n);
-        return;
-    }
-    std::vector<std::thread> pool;
-    npy_intp begin = n / nt;  /* this thread does [0, n / nt) */
-    for (npy_intp t = 1; t < nt; ++t) {
-        npy_intp end = n * (t + 1) / nt;
-        try {
-            pool.push_back(std::thread(f, begin, end));
-        } catch (...) {
-            f(begin, end);
-        }
-        begin = end;
-    }
-    f((npy_intp)0, n / nt);
-    for (size_t t = 0; t < pool.size(); ++t)
-        pool[t].join();
+    parallel_for_impl(n, bytes, &call_range<F>, &f);
 }
 
 /* cols (K, NP) from X (N, C, H, W) (im2col); or, with ACC, X = col2im(cols), X's planes zeroed
