@@ -218,10 +218,11 @@ def main(argv=None):
     print('%.2f seconds to compile theano functions' % (time()-t))
 
     nshow = min(nvis, len(vaX))
-    grid = int(np.ceil(np.sqrt(max(nshow, 1))))
+    side = int(np.ceil(np.sqrt(max(nshow, 1))))
     vis_idxs = rng.py_rng.sample(range(len(vaX)), nshow)
-    color_grid_vis(inverse_transform(vaX[vis_idxs]), (grid, grid),
+    color_grid_vis(inverse_transform(vaX[vis_idxs]), (side, side),
                    str(run.samples_dir.parent / f'{desc}_etl_test.png'))
+    grid = (int(np.ceil(np.sqrt(nvis))),) * 2  # (14, 14) for the default 196 samples
 
     # z ~ N(0, 1): the 'gaussian' of the model's name (faces and mnist draw uniform z)
     sample_zmb = floatX(rng.np_rng.normal(0., 1., size=(nvis, nz)))
@@ -252,8 +253,7 @@ def main(argv=None):
         shown = ' '.join('%.2f' % v if v is not None else '-' for v in nnd.values())
         train.tqdm.write('%.0f %s %.4f %.4f' % (n_epochs, shown, g_cost, d_cost))
         samples = np.asarray(_gen(sample_zmb))
-        color_grid_vis(inverse_transform(samples), (grid, grid),
-                       str(run.samples_dir / f'{n_epochs}.png'))
+        color_grid_vis(inverse_transform(samples), grid, str(run.samples_dir / f'{n_epochs}.png'))
         return log
 
     def save(n_epochs):

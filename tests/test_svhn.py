@@ -6,6 +6,7 @@ outputs of the original code, the semi-supervised analysis and the train script,
 on Z = RandomState(1234).normal(0, 1, (64, 100)), and the analysis's batchnorm statistics and
 features on those samples. Here the port's own scripts load the same .jl files and must match.
 """
+import inspect
 import json
 
 import numpy as np
@@ -170,7 +171,6 @@ def test_released_weights_fit_the_architecture(pretrained):
     arrays = load_params(models_dir() / "200_gen_params.jl")
     for p, a in zip(gen_params, arrays):
         np.testing.assert_array_equal(p.get_value(), a)
-    import inspect
     assert [p.name[1:] for p in gen_params] == list(inspect.signature(script.gen).parameters)[1:]
     assert [p.name[1:] for p in discrim_params] == list(
         inspect.signature(script.discrim).parameters)[1:]
@@ -273,13 +273,16 @@ def test_analysis_end_to_end_with_released_weights(svhn_dir, tmp_path, script_gl
 
 def test_train_dry_run_then_analysis_of_its_npz(svhn_dir, tmp_path, script_globals, capsys):
     """Two minibatches at ngf = ndf = 8 write models/<desc>/1_*_params.npz, which the analysis reads."""
-    result = script.main(["--dry_run", "--ngf=8", "--ndf=8", "--nvis=16", f"--data_dir={svhn_dir}",
-                          f"--out_dir={tmp_path}"])
+    result = script.main(["--dry_run", "--ngf=8", "--ndf=8", "--nvis=16", "--nval=9",
+                          f"--data_dir={svhn_dir}", f"--out_dir={tmp_path}"])
     assert result["n_updates"] == 2 and result["n_examples"] == 128
     record = json.loads((tmp_path / "logs" / f"{DESC}.ndjson").read_text().splitlines()[0])
     assert record["n_updates"] == 2 and np.isfinite(record["g_cost"]) and np.isfinite(record["d_cost"])
-    assert (tmp_path / "samples" / DESC / "0.png").exists()
-    assert (tmp_path / "samples" / f"{DESC}_etl_test.png").exists()
+    from PIL import Image
+    with Image.open(tmp_path / "samples" / DESC / "0.png") as img:
+        assert img.size == (4*32, 4*32)  # 16 samples
+    with Image.open(tmp_path / "samples" / f"{DESC}_etl_test.png") as img:
+        assert img.size == (3*32, 3*32)  # the 9 validation images
     model_dir = tmp_path / "models" / DESC
     assert [a.shape for a in load_params(model_dir / "1_gen_params.npz")][:2] == [(100, 8*4*16), (8*4*16,)]
     assert (model_dir / "latest_checkpoint.npz").exists()
