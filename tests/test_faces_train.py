@@ -90,6 +90,13 @@ def test_training_step_matches_golden(small_script, name):
     for p, v in zip(discrim_params, d_before):
         np.testing.assert_array_equal(p.get_value(), v)  # a G update leaves D untouched
 
+    # Step 2 starts from the golden step-1 generator: the first Adam step moves entries whose
+    # gradient is ~1e-8 (Adam's eps) by an implementation-sensitive amount (README point 8; the
+    # outliers allowed above), and such an entry of gw2 changes gX enough to flip a few
+    # near-cancelling entries of D's gradient. Starting from the golden state tests each
+    # update on its own, as the golden file records them.
+    for p in gen_params:
+        p.set_value(data[f"after_step1_G__{p.name}"])
     g_after = [p.get_value() for p in gen_params]
     costs = _train_d(X, Z)
     golden.assert_close("faces_step", "step2_D_returned_costs", np.asarray(costs))
