@@ -88,8 +88,16 @@ def sgemm_gflops(n=2048, reps=5):
 
 def _timed(f, *args):
     t = time.perf_counter()
-    out = f(*args)
+    out = _ready(f(*args))
     return time.perf_counter() - t, out
+
+
+def _ready(out):
+    """``out`` once computed: JAX dispatches asynchronously and returns before it finishes."""
+    for o in (out if isinstance(out, (list, tuple)) else [out]):
+        if hasattr(o, "block_until_ready"):
+            o.block_until_ready()
+    return out
 
 
 def _peak_rss_mb():

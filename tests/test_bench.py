@@ -25,12 +25,6 @@ TINY = dict(ngf=8, ndf=8, nbatch=8)
 LR = 0.0002
 
 
-def python_mode():
-    # The NumPy reference backend without elementwise fusion: a fused Composite's Python
-    # perform runs per element (tens of seconds per update even at this width).
-    return get_mode("python").excluding("fusion")
-
-
 @pytest.fixture(scope="module")
 def tiny_model():
     """The faces model at ngf = ndf = 8, batch 8: (gen_params, discrim_params, functions)."""
@@ -40,7 +34,7 @@ def tiny_model():
     try:
         rng.set_seed(7)
         gen_params, discrim_params = faces_model.init_params()
-        functions = faces_model.build(gen_params, discrim_params, python_mode())
+        functions = faces_model.build(gen_params, discrim_params, get_mode("python"))
     finally:
         for k, v in saved.items():
             setattr(faces_model, k, v)
@@ -67,7 +61,7 @@ def test_torch_needs_flipped_kernels(layer):
     X, W = pt.tensor4("X"), pt.tensor4("W")
     ours_op = dnn_conv if layer == "conv" else deconv
     ours = pytensor.function([X, W], ours_op(X, W, subsample=(2, 2), border_mode=(2, 2)),
-                             mode=python_mode())(x, w)
+                             mode=get_mode("python"))(x, w)
     theirs = {"conv": torch_reference.conv, "deconv": torch_reference.deconv}[layer]
     flipped = theirs(torch.tensor(x), torch.tensor(np.ascontiguousarray(w[:, :, ::-1, ::-1])))
     as_is = theirs(torch.tensor(x), torch.tensor(w))
