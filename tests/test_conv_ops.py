@@ -565,3 +565,37 @@ def test_default_mode_uses_the_numba_kernels():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert float(r.stdout.split()[-1]) == 49.0
+
+
+def test_numba_kernels_have_no_float64_temporaries():
+    """Typed for float32 inputs, no value inside the kernels is float64 (e.g. ``x if c else 0``
+    unifies float32 with an int literal to float64)."""
+    import io
+
+    import numba
+
+    import lib.dispatch.numba as kernels
+
+    X, w = _f32(np.ones((2, 3, 9, 9))), _f32(np.ones((4, 3, 5, 5)))
+    top, wide = _f32(np.ones((2, 4, 5, 5))), _f32(np.ones((2, 80, 5, 5)))
+    geometry = (2, 2, 2, 2, 2, 2, 1)
+    fresh = {name: numba.njit(getattr(kernels, name).py_func)  # compiled here, not from cache
+             for name in ("_conv2d", "_conv2d_grad_inputs", "_conv2d_grad_weights")}
+    fresh["_conv2d"](X, w, *geometry)
+    fresh["_conv2d_grad_inputs"](w, top, np.array([9, 9]), *geometry)
+    fresh["_conv2d_grad_weights"](X, top, np.array([5, 5]), *geometry)
+    fresh["_conv2d_grad_weights"](X, wide, np.array([5, 5]), *geometry)  # the O > C*kh*kw branch
+    helpers = [v for k, v in vars(kernels).items()
+               if k.startswith("_") and isinstance(v, numba.core.registry.CPUDispatcher)]
+    checked = 0
+    for fn in list(fresh.values()) + helpers:
+        for sig in fn.signatures:  # the float32 ones (other tests may compile float64 kernels)
+            if any(getattr(t, "dtype", None) == numba.float64 for t in sig):
+                continue
+            typed = io.StringIO()
+            fn.inspect_types(file=typed, signature=sig)
+            bad = [line.strip() for line in typed.getvalue().splitlines()
+                   if "::" in line and "float64" in line]
+            assert not bad, f"{fn.py_func.__name__}{sig}: {bad[:3]}"
+            checked += 1
+    assert checked >= len(fresh) + 7

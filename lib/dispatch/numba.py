@@ -80,9 +80,13 @@ def _im2col(X, cols, kh, kw, sh, sw, pt, pl, Ho, Wo):
                         elif j_lo == 0 and j_hi == kw:  # the window lies inside this row
                             for j in range(kw):
                                 cols[r, base + j] = X[n, c, h, x0 + j]
-                        else:
-                            for j in range(kw):
-                                cols[r, base + j] = X[n, c, h, x0 + j] if j_lo <= j < j_hi else 0
+                        else:  # (no `x if ... else 0`: numba would type it float64)
+                            for j in range(j_lo):
+                                cols[r, base + j] = 0
+                            for j in range(j_lo, j_hi):
+                                cols[r, base + j] = X[n, c, h, x0 + j]
+                            for j in range(j_hi, kw):
+                                cols[r, base + j] = 0
 
 
 @njit
