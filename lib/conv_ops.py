@@ -235,6 +235,9 @@ class Conv2d(_ConvBase):
         s, pad = self.subsample, self.padding
         ho = conv_out_size(h, kh, s[0], pad[0]) if None not in (h, kh) else None
         wo = conv_out_size(wd, kw, s[1], pad[1]) if None not in (wd, kw) else None
+        if (ho is not None and ho < 1) or (wo is not None and wo < 1):
+            raise ValueError(f"conv2d: kernel {(kh, kw)} is larger than the padded input "
+                             f"{(h, wd)} with padding {pad}")
         out = TensorType(dtype, shape=(n, o, ho, wo))()
         return Apply(self, [X, w], [out])
 
@@ -242,6 +245,10 @@ class Conv2d(_ConvBase):
         X, w = inputs
         if X.shape[1] != w.shape[1]:
             raise ValueError(f"conv2d: X has {X.shape[1]} channels but w expects {w.shape[1]}")
+        k_hw = w.shape[2:]
+        if any(X.shape[2 + i] + sum(self.padding[i]) < k_hw[i] for i in range(2)):
+            raise ValueError(f"conv2d: kernel {k_hw} is larger than the padded input "
+                             f"{X.shape[2:]} with padding {self.padding}")
         if self.flip:
             w = w[:, :, ::-1, ::-1]
         out = corr2d(X, w, self.subsample, self.padding)
@@ -350,3 +357,7 @@ def spatial_shape(x):
     if h is not None and w is not None:
         return pt.constant(np.array([h, w], dtype="int64"))
     return x.shape[2:]
+
+
+# Registers the Numba kernels (PyTensor's default backend); last, since it imports this module.
+import lib.dispatch.numba  # noqa: E402, F401
