@@ -292,7 +292,8 @@ def generate(n=50000, seed=0, size=64, out=None, workers=2, progress=True):
         from tqdm import tqdm
         bar = tqdm(total=n, desc=f'synthetic faces -> {out.name}', unit='img', file=sys.stderr)
     try:
-        if workers > 1 and len(tasks) > 1:
+        # a few chunks are quicker in-process than a pool (and no fork of a threaded process)
+        if workers > 1 and len(tasks) > 2:
             import multiprocessing as mp
             # fork where there is one: spawn re-runs the caller's __main__, which fails for
             # `python -c`/stdin callers; the workers only touch NumPy and Pillow.

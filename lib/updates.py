@@ -63,7 +63,7 @@ class Regularizer:
     def gradient_regularize(self, p, g):
         """The gradient ``g`` of parameter ``p`` plus l2*p + l1*sgn(p) (same shape as p)."""
         g += p * f32(self.l2)
-        g += T.sgn(p) * f32(self.l1)
+        g += T.sign(p) * f32(self.l1)
         return g
 
     def weight_regularize(self, p):
