@@ -270,3 +270,105 @@ def fit(run, *, update, fetch, ntrain, nbatch, niter, niter_decay, lr, lrt, grou
             checkpoint()
             last_save = time.time()
     return counters
+
+
+# --------------------------------------------------------------------------------------------
+# The unconditional GAN driver (faces, imagenet, svhn)
+# --------------------------------------------------------------------------------------------
+
+def grid_side(n):
+    """Side of the smallest square grid holding ``n`` images."""
+    return int(np.ceil(np.sqrt(n)))
+
+
+def train_uncond(*, desc, out_dir, config, vaX, fetch, ntrain, transform, inverse_transform,
+                 init_params, build, mode, backend_name, draw_z, nvis, k, nbatch, niter,
+                 niter_decay, lr, n_nnd, save_epochs, resume, max_updates, checkpoint_every,
+                 data_desc, model_desc, grids, close=None):
+    """The original faces script's main loop, shared by every unconditional DCGAN script.
+
+    The script loads its data (``vaX``: the transformed validation images; ``fetch(indices)``:
+    a training batch tuple; ``close()``, if given, runs after training) and passes its model:
+    ``init_params()`` -> (gen_params, discrim_params), drawn here after the caller's
+    ``rng.set_seed``; ``build(gen_params, discrim_params, mode)`` -> (_train_g, _train_d, _gen,
+    g_updater, d_updater, lrt); ``draw_z(n)`` -> (z,) from ``rng.np_rng`` (the sample z, the
+    nnd samples' and each update's z). ``grids(nvis, nshow)`` gives the (rows, cols) of the
+    real-image grid and of the per-epoch sample grid. The first line printed is
+    ``data: <data_desc>, ... | model: ... (<model_desc>) | backend: ... | output: ...``.
+
+    Draw order: init_params; py_rng.sample of the shown validation images; the nvis sample z;
+    then fit's (epoch permutations, per-update z, nnd z). Returns ``fit``'s counters; a bad
+    checkpoint prints ``error: ...`` and exits with status 2.
+    """
+    from lib.backend import describe_mode
+    from lib.metrics import nnd_score
+    from lib.params import save_params
+    from lib.vis import color_grid_vis
+
+    run = Run(desc, out_dir, config)
+
+    gen_params, discrim_params = init_params()
+    print(f'data: {data_desc}, {ntrain} training images, {len(vaX)} validation | '
+          f'model: G {count_params(gen_params):,} params, D {count_params(discrim_params):,} '
+          f'({model_desc}) | backend: {describe_mode(backend_name)} | output: {run.out_dir}',
+          flush=True)
+
+    print('COMPILING')
+    t = time.time()
+    _train_g, _train_d, _gen, g_updater, d_updater, lrt = build(gen_params, discrim_params, mode)
+    print('%.2f seconds to compile theano functions' % (time.time()-t))
+
+    nshow = min(nvis, len(vaX))
+    etl_grid, sample_grid = grids(nvis, nshow)
+    vis_idxs = rng.py_rng.sample(range(len(vaX)), nshow)
+    color_grid_vis(inverse_transform(vaX[vis_idxs]), etl_grid,
+                   str(run.samples_dir.parent / f'{desc}_etl_test.png'))
+
+    sample_zmb, = draw_z(nvis)
+
+    vaX_flat = vaX.reshape(len(vaX), -1)
+
+    def update(batch, n_updates):
+        imb = transform(batch[0])
+        zmb, = draw_z(len(imb))
+        if n_updates % (k+1) == 0:
+            return _train_g(imb, zmb)
+        return _train_d(imb, zmb)
+
+    def epoch_end(n_epochs, n_updates, n_examples, seconds, cost):
+        g_cost = float(cost[0])
+        d_cost = float(cost[1])
+        gX, _ = gen_samples(n_nnd, draw_z, _gen)
+        gX = gX.reshape(len(gX), -1)
+        # PORT: scores over more samples than --n_nnd generated are logged as null
+        nnd = {f'{n // 1000}k_va_nnd': (nnd_score(gX[:n], vaX_flat, metric='euclidean')
+                                        if n <= len(gX) else None)
+               for n in (1000, 10000, 100000)}
+        log = dict(n_epochs=n_epochs, n_updates=n_updates, n_examples=n_examples,
+                   n_seconds=seconds, **nnd, g_cost=g_cost, d_cost=d_cost)
+        shown = ' '.join('%.2f' % v if v is not None else '-' for v in nnd.values())
+        tqdm.write('%.0f %s %.4f %.4f' % (n_epochs, shown, g_cost, d_cost))
+        samples = np.asarray(_gen(sample_zmb))
+        color_grid_vis(inverse_transform(samples), sample_grid,
+                       str(run.samples_dir / f'{n_epochs}.png'))
+        return log
+
+    def save(n_epochs):
+        save_params(gen_params, run.model_dir / f'{n_epochs}_gen_params.npz')
+        save_params(discrim_params, run.model_dir / f'{n_epochs}_discrim_params.npz')
+
+    print(desc.upper())
+    groups = dict(gen=gen_params, discrim=discrim_params,
+                  g_opt=g_updater.state, d_opt=d_updater.state)
+    try:
+        return fit(
+            run, update=update, fetch=fetch,
+            ntrain=ntrain, nbatch=nbatch, niter=niter, niter_decay=niter_decay, lr=lr, lrt=lrt,
+            groups=groups, epoch_end=epoch_end, save_params=save, save_epochs=save_epochs,
+            resume=resume, max_updates=max_updates, checkpoint_every=checkpoint_every)
+    except CheckpointError as e:
+        print(f'error: {e}', file=sys.stderr)
+        raise SystemExit(2)
+    finally:
+        if close is not None:
+            close()

@@ -14,9 +14,7 @@ models/<desc>/<epoch>_{gen,discrim}_params.npz, the layout svhn/svhn_semisup_ana
 """
 import sys
 from pathlib import Path
-from time import time
 
-import numpy as np
 import pytensor
 import pytensor.tensor as T
 
@@ -24,15 +22,12 @@ from lib import activations
 from lib import updates
 from lib import inits
 from lib import rng
-from lib.vis import color_grid_vis
 from lib.ops import batchnorm, deconv, dnn_conv
-from lib.metrics import nnd_score
 from lib.theano_utils import floatX, sharedX
 from lib.costs import binary_crossentropy
 from lib import flags, train
-from lib.backend import describe_mode, get_mode, resolve_backend
+from lib.backend import get_mode, resolve_backend
 from lib.data_image import DataError
-from lib.params import save_params
 
 from svhn.load import svhn_with_valid_set
 
@@ -203,75 +198,22 @@ def main(argv=None):
     ntrain = min(ntrain, len(trX))
     vaX = transform(vaX)
 
-    run = train.Run(desc, out_dir or HERE, config)
-
-    gen_params, discrim_params = init_params()
-    print(f'data: SVHN{" + extra" if extra else ""} ({data_dir or "default data folder"}), '
-          f'{ntrain} training images, {len(vaX)} validation | model: G '
-          f'{train.count_params(gen_params):,} params, D {train.count_params(discrim_params):,} '
-          f'(ngf={ngf}, ndf={ndf}) | backend: {describe_mode(name)} | output: {run.out_dir}',
-          flush=True)
-
-    print('COMPILING')
-    t = time()
-    _train_g, _train_d, _gen, g_updater, d_updater, lrt = build(gen_params, discrim_params, mode)
-    print('%.2f seconds to compile theano functions' % (time()-t))
-
-    nshow = min(nvis, len(vaX))
-    side = int(np.ceil(np.sqrt(max(nshow, 1))))
-    vis_idxs = rng.py_rng.sample(range(len(vaX)), nshow)
-    color_grid_vis(inverse_transform(vaX[vis_idxs]), (side, side),
-                   str(run.samples_dir.parent / f'{desc}_etl_test.png'))
-    grid = (int(np.ceil(np.sqrt(nvis))),) * 2  # (14, 14) for the default 196 samples
+    def grids(nvis, nshow):
+        # (14, 14) samples for the default 196
+        return (train.grid_side(max(nshow, 1)),) * 2, (train.grid_side(nvis),) * 2
 
     # z ~ N(0, 1): the 'gaussian' of the model's name (faces and mnist draw uniform z)
-    sample_zmb = floatX(rng.np_rng.normal(0., 1., size=(nvis, nz)))
-
-    def draw_z(n):
-        return (floatX(rng.np_rng.normal(0., 1., size=(n, nz))),)
-
-    vaX_flat = vaX.reshape(len(vaX), -1)
-
-    def update(batch, n_updates):
-        imb = transform(batch[0])
-        zmb = floatX(rng.np_rng.normal(0., 1., size=(len(imb), nz)))
-        if n_updates % (k+1) == 0:
-            return _train_g(imb, zmb)
-        return _train_d(imb, zmb)
-
-    def epoch_end(n_epochs, n_updates, n_examples, seconds, cost):
-        g_cost = float(cost[0])
-        d_cost = float(cost[1])
-        gX, _ = train.gen_samples(n_nnd, draw_z, _gen)
-        gX = gX.reshape(len(gX), -1)
-        # PORT: scores over more samples than --n_nnd generated are logged as null
-        nnd = {f'{n // 1000}k_va_nnd': (nnd_score(gX[:n], vaX_flat, metric='euclidean')
-                                        if n <= len(gX) else None)
-               for n in (1000, 10000, 100000)}
-        log = dict(n_epochs=n_epochs, n_updates=n_updates, n_examples=n_examples,
-                   n_seconds=seconds, **nnd, g_cost=g_cost, d_cost=d_cost)
-        shown = ' '.join('%.2f' % v if v is not None else '-' for v in nnd.values())
-        train.tqdm.write('%.0f %s %.4f %.4f' % (n_epochs, shown, g_cost, d_cost))
-        samples = np.asarray(_gen(sample_zmb))
-        color_grid_vis(inverse_transform(samples), grid, str(run.samples_dir / f'{n_epochs}.png'))
-        return log
-
-    def save(n_epochs):
-        save_params(gen_params, run.model_dir / f'{n_epochs}_gen_params.npz')
-        save_params(discrim_params, run.model_dir / f'{n_epochs}_discrim_params.npz')
-
-    print(desc.upper())
-    groups = dict(gen=gen_params, discrim=discrim_params,
-                  g_opt=g_updater.state, d_opt=d_updater.state)
-    try:
-        return train.fit(
-            run, update=update, fetch=lambda idx: (trX[idx],),
-            ntrain=ntrain, nbatch=nbatch, niter=niter, niter_decay=niter_decay, lr=lr, lrt=lrt,
-            groups=groups, epoch_end=epoch_end, save_params=save, save_epochs=save_epochs,
-            resume=resume, max_updates=max_updates, checkpoint_every=checkpoint_every)
-    except train.CheckpointError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
+    return train.train_uncond(
+        desc=desc, out_dir=out_dir or HERE, config=config, vaX=vaX,
+        fetch=lambda idx: (trX[idx],),
+        ntrain=ntrain, transform=transform, inverse_transform=inverse_transform,
+        init_params=init_params, build=build, mode=mode, backend_name=name,
+        draw_z=lambda n: (floatX(rng.np_rng.normal(0., 1., size=(n, nz))),),
+        nvis=nvis, k=k, nbatch=nbatch, niter=niter, niter_decay=niter_decay, lr=lr, n_nnd=n_nnd,
+        save_epochs=save_epochs, resume=resume, max_updates=max_updates,
+        checkpoint_every=checkpoint_every,
+        data_desc=f'SVHN{" + extra" if extra else ""} ({data_dir or "default data folder"})',
+        model_desc=f'ngf={ngf}, ndf={ndf}', grids=grids)
 
 
 if __name__ == '__main__':
