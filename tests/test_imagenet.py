@@ -302,7 +302,8 @@ def test_train_dry_run_then_load_pretrained(tmp_path, monkeypatch, capsys, resto
     _write_images(images, 24)
     out = tmp_path / 'run'
     result = tr.main(['--dry_run', f'--data={images}', '--nz=8', '--ngf=4', '--ndf=4',
-                      '--nbatch=4', '--nvis=4', f'--out_dir={out}'])
+                      '--nbatch=4', '--nvis=4', f'--out_dir={out}',
+                      '--backend=python'])  # no cold Numba compile: faces' dry run covers numba
     assert result['n_updates'] == 2
     log = (out / 'logs' / f'{tr.desc}.ndjson').read_text().splitlines()
     record = json.loads(log[0])

@@ -230,7 +230,8 @@ def test_dry_run_on_the_digits_stand_in(tmp_path, monkeypatch, script_globals, c
     10x20 class grids, parameter files and checkpoint."""
     monkeypatch.setenv("DCGAN_DATA_DIR", str(tmp_path / "empty"))
     result = script.main(["--dry_run", "--ngf=8", "--ndf=8", "--ngfc=32", "--ndfc=32",
-                          "--nbatch=16", f"--out_dir={tmp_path}"])
+                          "--nbatch=16", f"--out_dir={tmp_path}",
+                          "--backend=python"])  # no cold Numba compile: faces' dry run covers numba
     captured = capsys.readouterr()
     assert "NOT MNIST" in captured.err and "8x8 digits (NOT MNIST)" in captured.out
     assert result["n_updates"] == 2 and result["n_examples"] == 32

@@ -274,7 +274,8 @@ def test_analysis_end_to_end_with_released_weights(svhn_dir, tmp_path, script_gl
 def test_train_dry_run_then_analysis_of_its_npz(svhn_dir, tmp_path, script_globals, capsys):
     """Two minibatches at ngf = ndf = 8 write models/<desc>/1_*_params.npz, which the analysis reads."""
     result = script.main(["--dry_run", "--ngf=8", "--ndf=8", "--nvis=16", "--nval=9",
-                          f"--data_dir={svhn_dir}", f"--out_dir={tmp_path}"])
+                          f"--data_dir={svhn_dir}", f"--out_dir={tmp_path}",
+                          "--backend=python"])  # no cold Numba compile: faces' dry run covers numba
     assert result["n_updates"] == 2 and result["n_examples"] == 128
     record = json.loads((tmp_path / "logs" / f"{DESC}.ndjson").read_text().splitlines()[0])
     assert record["n_updates"] == 2 and np.isfinite(record["g_cost"]) and np.isfinite(record["d_cost"])
