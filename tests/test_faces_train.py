@@ -188,3 +188,31 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, case):
     # progress bars may precede it; the error itself is one line, last, with no traceback
     assert [line for line in err if line.startswith("error: ")] == err[-1:], err
     assert not any("Traceback" in line for line in err)
+
+
+def test_sampling_command(tmp_path, monkeypatch, capsys):
+    """faces/sample_dcgan.py on a dry run's files: a grid with batch statistics, single images
+    with population statistics (each then depends on its seed only), one-line errors."""
+    import faces.sample_dcgan as sample
+
+    monkeypatch.setenv("DCGAN_DATA_DIR", str(tmp_path / "data"))
+    _run(tmp_path, "run", "--backend=python")
+    models = tmp_path / "run/models/uncond_dcgan"
+    saved = {k: getattr(sample, k) for k in sample.FLAGS}
+    arch = _configure(nz=faces_train.nz, ngf=faces_train.ngf, nc=faces_train.nc)  # it reads them
+    try:
+        sample.main([f"--model={models}", f"--out={tmp_path / 'grid.png'}", "--n=9",
+                     "--backend=python"])
+        assert (tmp_path / "grid.png").exists()
+        sample.main([f"--model={models / 'latest_checkpoint.npz'}", "--seeds=4,5",
+                     "--single=true", f"--out={tmp_path / 'one'}", "--bn=population",
+                     "--n_population=32", "--nbatch=16", "--backend=python"])
+        assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["seed_4.png", "seed_5.png"]
+        with pytest.raises(SystemExit) as exc:
+            sample.main([f"--model={tmp_path / 'nope'}", "--backend=python"])
+        assert exc.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: --model=")
+    finally:
+        for k, v in saved.items():
+            setattr(sample, k, v)
+        _configure(**arch)
