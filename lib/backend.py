@@ -48,8 +48,10 @@ def get_mode(name="numba"):
         # no elementwise fusion: a fused Composite's Python perform loops over elements
         return Mode(linker="py", optimizer="fast_run").excluding("fusion")
     if name == "c":
+        import lib.reduce_ops  # noqa: F401  (registers the dcgan_fast rewrites)
+
         # PORT: PyTensor 3's pure "c" linker asserts on trivial graphs; "cvm" runs C code per node.
-        return Mode(linker="cvm", optimizer="fast_run")
+        return Mode(linker="cvm", optimizer="fast_run").including("dcgan_fast")
     # PyTensor's own modes for these linkers carry the rewrites each backend needs.
     mode = pytensor_get_mode({"numba": "NUMBA", "jax": "JAX", "pytorch": "PYTORCH"}[name])
     if name == "pytorch":

@@ -1,4 +1,5 @@
-/* Native kernels of the three convolution Ops in lib/conv_ops.py (PyTensor's C/CVM backend).
+/* Native kernels of the three convolution Ops in lib/conv_ops.py and of ChannelSum in
+   lib/reduce_ops.py (PyTensor's C/CVM backend).
 
    Each Op is im2col/col2im plus ONE large GEMM per call. The GEMM is numpy's own: views of our
    buffers go to PyArray_MatrixProduct2, which hands aligned contiguous (or transposed) float32
@@ -666,6 +667,43 @@ static int grad_weights(PyArrayObject* X_in, PyArrayObject* top_in, PyArrayObjec
         if (colsT.p == NULL || dw.p == NULL || gemm(topT, colsT, dw) < 0)
             return -1;
     }
+    return 0;
+}
+
+/* ChannelSum: out (C,) = X (N, C, H, W) summed over N, H and W, in double precision (as
+   PyTensor's Sum with acc_dtype float64). Threads over channels; each (n, c) plane is a
+   contiguous run, summed with 8 independent accumulators so that the loop vectorizes. */
+template <typename T>
+static int channel_sum(PyArrayObject* X_in, PyArrayObject** out)
+{
+    const int tn = NpyType<T>::num;
+    Ref X(as_c_array(X_in, tn, 4, "channel_sum", "X"));
+    if (X.p == NULL)
+        return -1;
+    const npy_intp N = PyArray_DIM(X, 0), C = PyArray_DIM(X, 1);
+    const npy_intp P = PyArray_DIM(X, 2) * PyArray_DIM(X, 3);
+    if (prepare_output(out, 1, &C, tn) < 0)
+        return -1;
+    const T* x = (const T*)PyArray_DATA(X);
+    T* o = (T*)PyArray_DATA(*out);
+    Py_BEGIN_ALLOW_THREADS
+    parallel_for(C, (double)sizeof(T) * N * C * P, [&](npy_intp c0, npy_intp c1) {
+        for (npy_intp c = c0; c < c1; ++c) {
+            double acc[8] = {0., 0., 0., 0., 0., 0., 0., 0.};
+            for (npy_intp n = 0; n < N; ++n) {
+                const T* p = x + (n * C + c) * P;
+                npy_intp i = 0;
+                for (; i + 8 <= P; i += 8)
+                    for (int k = 0; k < 8; ++k)
+                        acc[k] += (double)p[i + k];
+                for (; i < P; ++i)
+                    acc[0] += (double)p[i];
+            }
+            o[c] = (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+                       ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+        }
+    });
+    Py_END_ALLOW_THREADS
     return 0;
 }
 

@@ -21,6 +21,7 @@ module sets it to ``'highest'`` (true float32, as the original's cuDNN computed)
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from pytensor.compile import optdb
@@ -32,6 +33,7 @@ from pytensor.tensor.shape import Shape_i
 
 from lib.conv_ops import Conv2d, Conv2dGradInputs, Conv2dGradWeights, check_geometry
 from lib.dispatch.host_shape import HostShape, host_shape
+from lib.reduce_ops import AXES, ChannelSum
 
 _DIMENSION_NUMBERS = ("NCHW", "OIHW", "NCHW")
 
@@ -111,6 +113,19 @@ def jax_funcify_Conv2dGradWeights(op, node, **kwargs):
         return dw
 
     return conv2d_grad_weights
+
+
+@jax_funcify.register(ChannelSum)
+def jax_funcify_ChannelSum(op, node, **kwargs):
+    dtype = node.outputs[0].dtype
+
+    # float64 accumulation as lib.reduce_ops (PyTensor's JAX backend enables x64)
+    acc = "float64" if jax.config.jax_enable_x64 else None
+
+    def channel_sum(X):
+        return jnp.sum(X, axis=AXES, dtype=acc).astype(dtype)
+
+    return channel_sum
 
 
 @jax_funcify.register(HostShape)

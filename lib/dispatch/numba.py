@@ -36,6 +36,7 @@ from pytensor.link.numba.dispatch import basic as numba_basic
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from lib.conv_ops import Conv2d, Conv2dGradInputs, Conv2dGradWeights
+from lib.reduce_ops import ChannelSum
 
 # PyTensor keys the numba cache by the Op's props only: a changed kernel with the same key would
 # load the old machine code. Salting the key with this file's hash recompiles after any edit.
@@ -292,3 +293,23 @@ def numba_funcify_Conv2dGradWeights(op, node=None, **kwargs):
         return _conv2d_grad_weights(X, top, k_hw, sh, sw, pt, pb, pl, pr, flip)
 
     return conv2d_grad_weights, CACHE_VERSION
+
+
+@register_funcify_default_op_cache_key(ChannelSum)
+def numba_funcify_ChannelSum(op, node=None, **kwargs):
+    _check_float(node)
+
+    @njit
+    def channel_sum(X):
+        N, C, H, W = X.shape
+        out = np.empty(C, dtype=X.dtype)
+        for c in range(C):
+            acc = 0.0  # float64, as lib.reduce_ops
+            for n in range(N):
+                for y in range(H):
+                    for x in range(W):
+                        acc += X[n, c, y, x]
+            out[c] = acc
+        return out
+
+    return channel_sum, CACHE_VERSION

@@ -32,6 +32,7 @@ import lib.dispatch.pytorch_fixes  # noqa: E402,F401  (PyTensor's own PyTorch di
 from lib.conv_ops import (Conv2d, Conv2dGradInputs, Conv2dGradWeights,  # noqa: E402
                           check_geometry)
 from lib.dispatch.host_shape import HostShape  # noqa: E402
+from lib.reduce_ops import AXES, ChannelSum  # noqa: E402
 
 
 @pytorch_funcify.register(SpecifyShape)
@@ -157,3 +158,11 @@ def pytorch_funcify_HostShape(op, node, **kwargs):
         return tuple(op.evaluate([x.shape for x in sources]))
 
     return host_shape
+
+
+@pytorch_funcify.register(ChannelSum)
+def pytorch_funcify_ChannelSum(op, node, **kwargs):
+    def channel_sum(X):
+        return X.sum(dim=AXES, dtype=torch.float64).to(X.dtype)
+
+    return channel_sum
