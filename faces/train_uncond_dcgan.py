@@ -186,7 +186,7 @@ def main(argv=None):
         ntrain, niter, niter_decay = 2*nbatch, 1, 0
         n_synthetic = min(n_synthetic, 3*nbatch) if not data else n_synthetic
         nval, n_nnd = min(nval, nbatch), min(n_nnd, nbatch)
-    name = resolve_backend(backend)
+    name = resolve_backend(backend, task='train')
     mode = get_mode(name)
     rng.set_seed(seed)
 

@@ -190,7 +190,7 @@ def main(argv=None):
         # two minibatches; everything else runs as in a real epoch
         ntrain, niter, niter_decay = 2*nbatch, 1, 0
         nval, n_nnd = min(nval, nbatch), min(n_nnd, nbatch)
-    name = resolve_backend(backend)
+    name = resolve_backend(backend, task='train')
     mode = get_mode(name)
     rng.set_seed(seed)
 

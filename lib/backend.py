@@ -61,20 +61,26 @@ def get_mode(name="numba"):
     return mode
 
 
-# The default when a script is given no --backend: the fastest backend that is correct for every
-# script (bench/train_step.py on 2 cores: C 13.6/14.7 s per G/D update at paper scale, Numba
-# 14.4/16.8). The PyTorch backend trains faster still (10.1/11.6 s) but recompiles for every new
-# batch shape, which makes feature extraction and sampling slow: choose it with --backend=pytorch.
-DEFAULT_ORDER = ("c", "numba")
+# The default when a script is given no --backend: the fastest backend on a 2-core CPU for what
+# the script does (bench/train_step.py, paper scale, 2 idle cores; eager PyTorch 3.5/4.1 s):
+# - training the unconditional DCGANs (faces, svhn, imagenet), where the time is in thousands of
+#   identical updates: PyTorch 4.3/5.0 s per G/D update, C 7.2/8.1, Numba about 1.3x C. Its
+#   torch.compile costs ~90 s cold and compiles again for each new batch shape (the last partial
+#   batch, the sample grid), minutes that a training run repays;
+# - everything else (sampling, feature extraction, the conditional MNIST model with its many
+#   batch shapes, which exhausts torch.compile's recompile limit): C, which compiles each graph
+#   once for every shape in ~50 s cold, ~10 s from its cache.
+DEFAULT_ORDER = {"train": ("pytorch", "c", "numba"), "other": ("c", "numba")}
 
 
-def resolve_backend(name=""):
-    """``name``, or the default backend for this machine when it is empty."""
+def resolve_backend(name="", task="other"):
+    """``name``, or the default backend for ``task`` (``'train'`` or ``'other'``) on this machine
+    when it is empty."""
     if name:
         if name.lower() not in ALL:
             raise SystemExit(f"error: --backend={name}: expected one of {', '.join(ALL)}")
         return name.lower()
-    return next(n for n in DEFAULT_ORDER if available(n))
+    return next(n for n in DEFAULT_ORDER[task] if available(n))
 
 
 def describe_mode(name):

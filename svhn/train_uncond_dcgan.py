@@ -185,7 +185,7 @@ def main(argv=None):
         # two minibatches on the first images; everything else runs as in a real epoch
         ntrain, niter, niter_decay = 2*nbatch, 1, 0
         nval, n_nnd, nvis = min(nval, nbatch), min(n_nnd, nbatch), min(nvis, nbatch)
-    name = resolve_backend(backend)
+    name = resolve_backend(backend, task='train')
     mode = get_mode(name)
     rng.set_seed(seed)
 

@@ -123,8 +123,25 @@ def test_dry_run_writes_every_output(tmp_path, monkeypatch):
     assert (tmp_path / "models" / "uncond_dcgan" / "latest_checkpoint.npz").exists()
 
 
-TINY = [  # numba, the default: after the dry run above, its kernels come from the disk cache
+TINY = [  # numba: after the dry run above, its kernels come from the disk cache
     "--dry_run", "--ngf=8", "--ndf=8", "--nbatch=16", "--nvis=16", "--backend=numba"]
+
+
+@pytest.mark.slow  # torch.compile of the three functions: minutes on 2 cores
+def test_dry_run_on_the_default_training_backend(tmp_path, monkeypatch, capsys):
+    """No --backend: training runs on the default for training (PyTorch when installed), named
+    on the first line."""
+    monkeypatch.setenv("DCGAN_DATA_DIR", str(tmp_path / "data"))
+    tiny = [f for f in TINY if not f.startswith("--backend")]
+    saved = _configure(**{k: getattr(faces_train, k) for k in faces_train.FLAGS + ["nx"]})
+    try:
+        result = faces_train.main(tiny + [f"--out_dir={tmp_path}"])
+    finally:
+        _configure(**saved)
+    assert result["n_updates"] == 2
+    expected = backends.resolve_backend("", task="train")
+    first = capsys.readouterr().out.splitlines()[0]
+    assert f"| backend: {expected} (PyTensor" in first, first
 
 
 def _run(tmp_path, out, *extra):
