@@ -93,6 +93,24 @@ def test_reference_equals_port(tiny_model):
             assert (np.abs(ours - b).max() > 0.5 * LR) == moved, p.name
 
 
+@pytest.mark.parametrize("backend", ["c", "torch-eager"])
+def test_profile_step_prints_a_profile(backend, capsys):
+    from bench import profile_step
+
+    profile_step.main([f"--backend={backend}", "--scale=tiny", "--calls=1", "--rows=40"])
+    out = capsys.readouterr().out
+    assert f"G update, backend {backend}, scale tiny (ngf = ndf = 8, batch 8)" in out
+    # the conv Ops (PyTensor's profile) or ATen's convolutions (torch.profiler) are listed
+    assert ("lib.conv_ops.Conv2d" in out) if backend == "c" else ("aten::convolution" in out)
+
+
+def test_profile_step_bad_backend_is_one_line_error():
+    from bench import profile_step
+
+    with pytest.raises(SystemExit, match="--backend=tpu: expected one of"):
+        profile_step.main(["--backend=tpu", "--scale=tiny"])
+
+
 def test_flop_model_counts():
     """The FLOP model's op counts (checked against compiled graphs by the bench) and sizes."""
     model = flop_model(nf=64, nbatch=64)
