@@ -93,7 +93,7 @@ def test_reference_equals_port(tiny_model):
             assert (np.abs(ours - b).max() > 0.5 * LR) == moved, p.name
 
 
-@pytest.mark.parametrize("backend", ["c", "torch-eager"])
+@pytest.mark.parametrize("backend", [pytest.param("c", marks=pytest.mark.slow), "torch-eager"])
 def test_profile_step_prints_a_profile(backend, capsys):
     from bench import profile_step
 
