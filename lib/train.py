@@ -272,6 +272,26 @@ def fit(run, *, update, fetch, ntrain, nbatch, niter, niter_decay, lr, lrt, grou
     return counters
 
 
+def fit_gan(run, gen_params, discrim_params, g_updater, d_updater, **fit_kwargs):
+    """``fit`` for a GAN: ``<epoch>_{gen,discrim}_params.npz`` at the save epochs, both parameter
+    lists and both updaters' state in the checkpoint. ``fit_kwargs``: the rest of ``fit``'s
+    arguments. A bad checkpoint prints ``error: ...`` and exits with status 2."""
+    from lib.params import save_params
+
+    def save(n_epochs):
+        save_params(gen_params, run.model_dir / f'{n_epochs}_gen_params.npz')
+        save_params(discrim_params, run.model_dir / f'{n_epochs}_discrim_params.npz')
+
+    print(run.desc.upper())
+    groups = dict(gen=gen_params, discrim=discrim_params,
+                  g_opt=g_updater.state, d_opt=d_updater.state)
+    try:
+        return fit(run, groups=groups, save_params=save, **fit_kwargs)
+    except CheckpointError as e:
+        print(f'error: {e}', file=sys.stderr)
+        raise SystemExit(2)
+
+
 # --------------------------------------------------------------------------------------------
 # The unconditional GAN driver (faces, imagenet, svhn)
 # --------------------------------------------------------------------------------------------
@@ -297,12 +317,10 @@ def train_uncond(*, desc, out_dir, config, vaX, fetch, ntrain, transform, invers
     ``data: <data_desc>, ... | model: ... (<model_desc>) | backend: ... | output: ...``.
 
     Draw order: init_params; py_rng.sample of the shown validation images; the nvis sample z;
-    then fit's (epoch permutations, per-update z, nnd z). Returns ``fit``'s counters; a bad
-    checkpoint prints ``error: ...`` and exits with status 2.
+    then fit's (epoch permutations, per-update z, nnd z). Returns ``fit_gan``'s counters.
     """
     from lib.backend import describe_mode
     from lib.metrics import nnd_score
-    from lib.params import save_params
     from lib.vis import color_grid_vis
 
     run = Run(desc, out_dir, config)
@@ -353,22 +371,12 @@ def train_uncond(*, desc, out_dir, config, vaX, fetch, ntrain, transform, invers
                        str(run.samples_dir / f'{n_epochs}.png'))
         return log
 
-    def save(n_epochs):
-        save_params(gen_params, run.model_dir / f'{n_epochs}_gen_params.npz')
-        save_params(discrim_params, run.model_dir / f'{n_epochs}_discrim_params.npz')
-
-    print(desc.upper())
-    groups = dict(gen=gen_params, discrim=discrim_params,
-                  g_opt=g_updater.state, d_opt=d_updater.state)
     try:
-        return fit(
-            run, update=update, fetch=fetch,
+        return fit_gan(
+            run, gen_params, discrim_params, g_updater, d_updater, update=update, fetch=fetch,
             ntrain=ntrain, nbatch=nbatch, niter=niter, niter_decay=niter_decay, lr=lr, lrt=lrt,
-            groups=groups, epoch_end=epoch_end, save_params=save, save_epochs=save_epochs,
+            epoch_end=epoch_end, save_epochs=save_epochs,
             resume=resume, max_updates=max_updates, checkpoint_every=checkpoint_every)
-    except CheckpointError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
     finally:
         if close is not None:
             close()

@@ -32,7 +32,6 @@ from lib.costs import binary_crossentropy
 from lib import flags, train
 from lib.backend import describe_mode, get_mode, resolve_backend
 from lib.data_image import DataError
-from lib.params import save_params
 
 from mnist.load import has_mnist, mnist_with_valid_set
 
@@ -278,23 +277,12 @@ def main(argv=None):
                            str(run.samples_dir / f'{n_epochs}.png'))
         return log
 
-    def save(n_epochs):
-        save_params(gen_params, run.model_dir / f'{n_epochs}_gen_params.npz')
-        save_params(discrim_params, run.model_dir / f'{n_epochs}_discrim_params.npz')
-
-    print(desc.upper())
-    groups = dict(gen=gen_params, discrim=discrim_params,
-                  g_opt=g_updater.state, d_opt=d_updater.state)
-    try:
-        return train.fit(
-            run, update=update, fetch=lambda idx: (trX[idx], trY[idx]),
-            ntrain=ntrain, nbatch=nbatch, niter=niter, niter_decay=niter_decay, lr=lr, lrt=lrt,
-            groups=groups, epoch_end=epoch_end, save_params=save, save_epochs=save_epochs,
-            resume=resume, max_updates=max_updates, checkpoint_every=checkpoint_every)
-    except train.CheckpointError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
-
+    return train.fit_gan(
+        run, gen_params, discrim_params, g_updater, d_updater,
+        update=update, fetch=lambda idx: (trX[idx], trY[idx]),
+        ntrain=ntrain, nbatch=nbatch, niter=niter, niter_decay=niter_decay, lr=lr, lrt=lrt,
+        epoch_end=epoch_end, save_epochs=save_epochs,
+        resume=resume, max_updates=max_updates, checkpoint_every=checkpoint_every)
 
 if __name__ == '__main__':
     main()
