@@ -21,3 +21,31 @@ def test_pow_eq_mod_round_match_numpy(backend_name):
     np.testing.assert_allclose(mod, np.mod(a, b), rtol=1e-6)
     np.testing.assert_array_equal(rounded, np.round(a))
     np.testing.assert_allclose(mean, (a * b).mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend_name", [p for p in backend_params() if p.id == "pytorch"])
+def test_variadic_add_mul_chain_left_to_right(backend_name, monkeypatch):
+    """a * b * c and a + b + c with broadcasting: chained binary ops in C's order, bit for bit,
+    and no ``torch.stack`` (PyTensor's own dispatch stacks the broadcast inputs, which is slow
+    under torch.compile)."""
+    import torch
+    from pytensor.scalar.basic import add, mul
+
+    def no_stack(*args, **kwargs):
+        raise AssertionError("torch.stack called for a variadic Add/Mul")
+
+    monkeypatch.setattr(torch, "stack", no_stack)
+    from pytensor.tensor.elemwise import Elemwise
+
+    a, b = T.matrix("a"), T.matrix("b")
+    c = T.row("c")
+    outs = [Elemwise(mul)(a, b, c), Elemwise(add)(a, b, c, a)]
+    mode = get_mode(backend_name).excluding("fusion", "canonicalize", "specialize")
+    fn = pytensor.function([a, b, c], outs, mode=mode)
+    r = np.random.RandomState(0)
+    A, B = (r.standard_normal((5, 7)).astype(np.float32) for _ in range(2))
+    C = r.standard_normal((1, 7)).astype(np.float32)
+    product, total = fn(A, B, C)
+    assert product.dtype == np.float32 and product.shape == (5, 7)
+    np.testing.assert_array_equal(product, (A * B) * C)
+    np.testing.assert_array_equal(total, ((A + B) + C) + A)
