@@ -9,6 +9,8 @@ import importlib.util
 from pytensor.compile.mode import Mode
 from pytensor.compile.mode import get_mode as pytensor_get_mode
 
+from lib import graph_cache
+
 BACKENDS = ("c", "numba", "jax", "pytorch")
 ALL = ("python",) + BACKENDS
 
@@ -37,7 +39,12 @@ def register(name):
 
 
 def get_mode(name="numba"):
-    """A PyTensor ``Mode`` for backend ``name``, with our Ops' kernels registered."""
+    """A PyTensor ``Mode`` for backend ``name``, with our Ops' kernels registered, whose rewritten
+    graphs are cached on disk (lib/graph_cache.py)."""
+    return graph_cache.cached(_get_mode(name))
+
+
+def _get_mode(name):
     name = name.lower()
     if name not in ALL:
         raise ValueError(f"--backend={name!r}: expected one of {', '.join(ALL)}")

@@ -1,0 +1,120 @@
+"""lib/graph_cache.py: a second compile of the same graph loads the rewritten graph from disk."""
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from pytensor.compile.maker import FunctionMaker
+
+from lib import graph_cache
+from lib.activations import Sigmoid
+from lib.costs import binary_crossentropy
+from lib.theano_utils import sharedX
+from tests.backend_params import backend_params, get_mode
+
+BACKENDS = [p for p in backend_params() if p.values[0] in ("c", "numba", "pytorch")]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache in ``tmp_path`` that stores every graph, however quick to rewrite."""
+    monkeypatch.setattr(graph_cache, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(graph_cache, "MIN_REWRITE_S", 0.0)
+    monkeypatch.delenv("DCGAN_GRAPH_CACHE", raising=False)
+    return tmp_path
+
+
+def _model(lr=0.1):
+    """A logistic regression step: cost, and an in-place SGD update of a shared weight."""
+    x, y = pt.matrix("x"), pt.vector("y")
+    w = sharedX(np.linspace(-1, 1, 4 * 1).reshape(4, 1), name="w")
+    p = Sigmoid()(pt.dot(x, w).flatten())
+    cost = binary_crossentropy(p, y).mean()
+    return [x, y], cost, {w: w - lr * pytensor.grad(cost, w)}, w
+
+
+def _data():
+    r = np.random.RandomState(0)
+    return r.standard_normal((8, 4)).astype(np.float32), (r.uniform(size=8) > .5).astype(np.float32)
+
+
+def _compile(mode, lr=0.1):
+    inputs, cost, updates, w = _model(lr)
+    return pytensor.function(inputs, cost, updates=updates, mode=mode), w
+
+
+def _run(fn, w, steps=3):
+    X, Y = _data()
+    costs = [float(fn(X, Y)) for _ in range(steps)]
+    return costs, w.get_value()
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_second_compile_is_a_hit_with_the_same_results(name, cache, monkeypatch):
+    first, w1 = _compile(get_mode(name))
+    assert first.maker.graph_cache[0] == "miss"
+    assert len(list(cache.glob("*.pkl"))) == 1
+    expected = _run(first, w1)
+
+    def no_rewrites(*args, **kwargs):
+        raise AssertionError("the graph was rewritten again")
+
+    monkeypatch.setattr(FunctionMaker, "prepare_fgraph", staticmethod(no_rewrites))
+    second, w2 = _compile(get_mode(name))
+    assert second.maker.graph_cache[0] == "hit"
+    # the same rewritten graph, wired to this function's own shared variable
+    assert ([type(n.op).__name__ for n in second.maker.fgraph.toposort()]
+            == [type(n.op).__name__ for n in first.maker.fgraph.toposort()])
+    costs, w_after = _run(second, w2)
+    assert costs == expected[0]
+    np.testing.assert_array_equal(w_after, expected[1])
+    assert not np.array_equal(w_after, np.linspace(-1, 1, 4).reshape(4, 1))  # updates landed
+
+
+def test_a_different_graph_or_mode_is_a_miss(cache):
+    a, _ = _compile(get_mode("c"))
+    b, _ = _compile(get_mode("c"), lr=0.2)  # one constant changed
+    c, _ = _compile(get_mode("c").excluding("fusion"))  # other rewrites
+    assert [f.maker.graph_cache[0] for f in (a, b, c)] == ["miss"] * 3
+    assert len(list(cache.glob("*.pkl"))) == 3
+
+
+def test_key_ignores_what_earlier_compiles_leave_on_shared_graph_parts(cache):
+    """Two functions share a subgraph, as the faces G and D updates do. The rewrites of one
+    leave marks on shared constants and tags (locked arrays, cached values); the other's key
+    must not change with them, or a run whose first function was a hit would miss the second."""
+    x = pt.matrix("x")
+    w = sharedX(np.ones((4, 3)), name="w")
+    h = Sigmoid()(pt.dot(x, w) * 2.0 + 1e-8)
+    one = binary_crossentropy(h, pt.ones_like(h)).mean()
+    two = binary_crossentropy(h, pt.zeros_like(h)).mean() + (h ** 2).sum()
+    assert pytensor.function([x], two, mode=get_mode("c")).maker.graph_cache[0] == "miss"
+    assert pytensor.function([x], one, mode=get_mode("c")).maker.graph_cache[0] == "miss"
+    assert pytensor.function([x], two, mode=get_mode("c")).maker.graph_cache[0] == "hit"
+
+
+def test_a_corrupt_file_is_rewritten_with_a_warning(cache):
+    first, w1 = _compile(get_mode("c"))
+    expected = _run(first, w1)
+    (path,) = cache.glob("*.pkl")
+    path.write_bytes(b"not a pickle")
+    with pytest.warns(UserWarning, match="could not be used"):
+        second, w2 = _compile(get_mode("c"))
+    assert second.maker.graph_cache[0] == "miss"
+    costs, w_after = _run(second, w2)
+    assert costs == expected[0]
+    np.testing.assert_array_equal(w_after, expected[1])
+
+
+def test_turned_off_by_the_environment(cache, monkeypatch):
+    monkeypatch.setenv("DCGAN_GRAPH_CACHE", "0")
+    fn, w = _compile(get_mode("c"))
+    assert not hasattr(fn.maker, "graph_cache")
+    assert list(cache.glob("*.pkl")) == []
+    assert np.isfinite(_run(fn, w)[0]).all()
+
+
+def test_least_recently_used_files_are_removed(cache, monkeypatch):
+    monkeypatch.setattr(graph_cache, "MAX_FILES", 2)
+    for lr in (0.1, 0.2, 0.3):
+        _compile(get_mode("c"), lr=lr)
+    assert len(list(cache.glob("*.pkl"))) == 2
