@@ -42,7 +42,7 @@ from pytensor.graph.rewriting.db import RewriteDatabaseQuery
 FORMAT = 1  # bumped when what is stored changes
 LIB = Path(__file__).resolve().parent
 MIN_REWRITE_S = 0.2  # graphs that rewrite faster than this are not worth a file
-MAX_FILES = 256  # beyond this many graphs, the least recently used are removed
+MAX_FILES = 128  # beyond this many graphs, the least recently used are removed
 
 
 def enabled():

@@ -73,6 +73,16 @@ class _Geometry:
         X = X.to(self.dtype)
         return X if self.rest is None else F.pad(X, self.rest)
 
+    def transpose(self, top, w, h, wd):
+        """The gradient w.r.t. an (h, wd) input of the symmetric conv: ``conv_transpose2d``,
+        which needs no input tensor (``convolution_backward`` with a broadcast stand-in for the
+        input copied it to a full tensor first: 17 copies, ~70 ms per paper-scale G update)."""
+        (kh, kw), (sh, sw), (ph, pw) = w.shape[2:], self.stride, self.sym
+        extra = (h - ((top.shape[2] - 1) * sh - 2 * ph + kh),
+                 wd - ((top.shape[3] - 1) * sw - 2 * pw + kw))
+        return F.conv_transpose2d(top, w, stride=self.stride, padding=self.sym,
+                                  output_padding=extra)
+
     def backward(self, top, X, w, mask):
         return torch.ops.aten.convolution_backward(
             top, X, w, None, self.stride, self.sym, (1, 1), False, (0, 0), 1, mask)
@@ -124,12 +134,10 @@ def pytorch_funcify_Conv2dGradInputs(op, node, **kwargs):
         check_geometry("deconv", (h, wd), w.shape[2:], top.shape[2:], g.stride, g.padding)
         w, top = g.kernel(w), top.to(g.dtype)
         if g.rest is None:
-            x = top.new_empty(1).expand(top.shape[0], w.shape[1], h, wd)
-            return g.backward(top, x, w, (True, False, False))[0]
+            return g.transpose(top, w, h, wd)
         # the gradient w.r.t. the input padded by the asymmetric rest, cropped to the input
         left, right, upper, lower = g.rest
-        x = top.new_empty(1).expand(top.shape[0], w.shape[1], h + upper + lower, wd + left + right)
-        dX = g.backward(top, x, w, (True, False, False))[0]
+        dX = g.transpose(top, w, h + upper + lower, wd + left + right)
         return dX[:, :, upper:upper + h, left:left + wd]
 
     return _sized(node, conv2d_grad_inputs)
