@@ -1,15 +1,15 @@
 """A disk cache of rewritten graphs, so that compiling a function a second time skips the rewrites.
 
-Compiling the faces model's three training functions spends most of its time, once the C modules
-or kernels are cached, in PyTensor's graph rewrites (canonicalize, specialize, fusion, inplace):
-about 6 s of the 10 s of a warm compile at ngf = ndf = 64 on C. The rewritten graph depends only on the
-graph given to ``pytensor.function``, the mode's rewrites and the code of PyTensor and lib/, so
-it is stored, keyed on all of these, and reused.
+Compiling the faces model's three training functions spends most of its time, once the C
+modules or kernels are cached, in PyTensor's graph rewrites (canonicalize, specialize, fusion,
+inplace): about 6 s of the 10 s of a warm compile at ngf = ndf = 64 on C. The rewritten graph
+depends only on the graph given to ``pytensor.function``, the mode's rewrites and the code of
+PyTensor and lib/, so it is stored, keyed on all of these, and reused.
 
 How: ``CachedMode`` is a PyTensor ``Mode`` whose function maker is ``CachedFunctionMaker``.
 Before rewriting, the maker pickles the function's graph (inputs by position, so that shared
 variables' values are not part of it) and hashes the bytes with the versions, the mode's rewrite
-query and the source of lib/. On a hit it loads the rewritten graph, wires it to this
+query, the names of every registered rewrite and the source of lib/. On a hit it loads the rewritten graph, wires it to this
 function's own inputs (so updates land in the live shared variables) and puts it in place of the
 outputs through PyTensor's validation: the DestroyHandler and the Supervisor check the in-place
 Ops of the loaded graph as the rewrites would have. On a miss, or when anything about the cached
@@ -32,12 +32,15 @@ from pathlib import Path
 
 import numpy as np
 import pytensor
+import pytensor.sparse  # noqa: F401  (registers its rewrites, otherwise done at a first compile)
+import pytensor.typed_list  # noqa: F401  (the same)
 from pytensor.compile.aliasing import insert_deepcopy
 from pytensor.compile.maker import FunctionMaker
 from pytensor.compile.mode import Mode
 from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.destroyhandler import DestroyHandler
-from pytensor.graph.rewriting.db import RewriteDatabaseQuery
+from pytensor.compile import optdb
+from pytensor.graph.rewriting.db import RewriteDatabase, RewriteDatabaseQuery
 
 FORMAT = 1  # bumped when what is stored changes
 LIB = Path(__file__).resolve().parent
@@ -51,6 +54,7 @@ def enabled():
 
 
 def cache_dir():
+    """Where the rewritten graphs are stored: in PyTensor's compiledir."""
     return Path(pytensor.config.compiledir) / "dcgan_graphs"
 
 
@@ -82,7 +86,23 @@ def _query_text(mode):
     if type(mode.linker).__name__ in ("VMLinker", "CLinker", "OpWiseCLinker"):
         names.append("blas__ldflags")  # the C BLAS rewrites (read only here: it probes for BLAS)
     flags = {k: str(getattr(pytensor.config, k, None)) for k in names}  # what rewrites read
-    return f"{type(mode.linker).__module__}.{type(mode.linker).__name__} {query} {flags}"
+    return (f"{type(mode.linker).__module__}.{type(mode.linker).__name__} {query} {flags} "
+            f"{_registered_rewrites()}")
+
+
+def _registered_rewrites():
+    """The names of every rewrite in PyTensor's database, nested databases included: a rewrite
+    registered from outside lib/ changes the key too."""
+    names, seen, todo = set(), {id(optdb)}, [optdb]
+    while todo:
+        db = todo.pop()
+        for name in db._names:
+            names.add(f"{db.name}/{name}")
+            for rewrite in db.__db__.get(name, ()):
+                if isinstance(rewrite, RewriteDatabase) and id(rewrite) not in seen:
+                    seen.add(id(rewrite))
+                    todo.append(rewrite)
+    return sorted(names)
 
 
 class _Pickler(pickle.Pickler):
