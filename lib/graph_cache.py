@@ -220,8 +220,8 @@ class CachedFunctionMaker(FunctionMaker):
         try:
             key = graph_key(fgraph, inputs, outputs, mode)
         except (pickle.PicklingError, TypeError, AttributeError) as err:
-            warnings.warn(f"graph cache: this graph cannot be pickled ({err}); rewriting it",
-                          stacklevel=2)
+            _warn_once("key", f"graph cache: a graph could not be pickled ({err}); it is rewritten "
+                       f"without the cache")
             return FunctionMaker.prepare_fgraph(inputs, outputs, additional_outputs, fgraph,
                                                 mode, profile)
         path = cache_dir() / f"{key}.pkl"
@@ -248,7 +248,17 @@ class CachedFunctionMaker(FunctionMaker):
             _store(path, _dumps(_strip_deepcopies(fgraph), fgraph.inputs))
             _evict(path.parent)
         except (OSError, pickle.PicklingError, TypeError, AttributeError) as err:
-            warnings.warn(f"graph cache: could not store {path} ({err})", stacklevel=2)
+            _warn_once("store", f"graph cache: could not store {path} ({err})")
+
+
+_warned = set()
+
+
+def _warn_once(kind, message):
+    """A warning, once per process for each ``kind`` of failure."""
+    if kind not in _warned:
+        _warned.add(kind)
+        warnings.warn(message + "; DCGAN_GRAPH_CACHE=0 turns the cache off", stacklevel=3)
 
 
 def _strip_deepcopies(fgraph):

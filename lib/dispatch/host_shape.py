@@ -154,6 +154,13 @@ class HostShape(Op):
         self.expr = expr
         self._run = _program(self.shape_inputs, [expr], _node_fn)
 
+    def __getstate__(self):  # the compiled program is a closure: rebuilt on unpickling
+        return {k: v for k, v in self.__dict__.items() if k != "_run"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._run = _program(self.shape_inputs, [self.expr], _node_fn)
+
     def make_node(self, *sources):
         if len(sources) != len(self.shape_inputs):
             raise TypeError(f"HostShape: expected {len(self.shape_inputs)} inputs")
