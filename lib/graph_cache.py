@@ -9,10 +9,11 @@ PyTensor and lib/, so it is stored, keyed on all of these, and reused.
 How: ``CachedMode`` is a PyTensor ``Mode`` whose function maker is ``CachedFunctionMaker``.
 Before rewriting, the maker pickles the function's graph (inputs by position, so that shared
 variables' values are not part of it) and hashes the bytes with the versions, the mode's rewrite
-query, the names of every registered rewrite and the source of lib/. On a hit it loads the rewritten graph, wires it to this
-function's own inputs (so updates land in the live shared variables) and puts it in place of the
-outputs through PyTensor's validation: the DestroyHandler and the Supervisor check the in-place
-Ops of the loaded graph as the rewrites would have. On a miss, or when anything about the cached
+query, the names of every registered rewrite and the source of lib/. On a hit it loads the
+rewritten graph, wires it to this function's own inputs (so updates land in the live shared
+variables) and puts it in place of the outputs through PyTensor's validation: the
+DestroyHandler and the Supervisor check the in-place Ops of the loaded graph as the rewrites
+would have (a replacement that fails is reverted). On a miss, or when anything about the cached
 file is wrong, it rewrites as usual and stores the result.
 
 The cache lives in ``<compiledir>/dcgan_graphs`` (beside PyTensor's own C module cache, and
@@ -34,12 +35,12 @@ import numpy as np
 import pytensor
 import pytensor.sparse  # noqa: F401  (registers its rewrites, otherwise done at a first compile)
 import pytensor.typed_list  # noqa: F401  (the same)
+from pytensor.compile import optdb
 from pytensor.compile.aliasing import insert_deepcopy
 from pytensor.compile.maker import FunctionMaker
 from pytensor.compile.mode import Mode
 from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.destroyhandler import DestroyHandler
-from pytensor.compile import optdb
 from pytensor.graph.rewriting.db import RewriteDatabase, RewriteDatabaseQuery
 
 FORMAT = 1  # bumped when what is stored changes
@@ -220,8 +221,8 @@ class CachedFunctionMaker(FunctionMaker):
         try:
             key = graph_key(fgraph, inputs, outputs, mode)
         except (pickle.PicklingError, TypeError, AttributeError) as err:
-            _warn_once("key", f"graph cache: a graph could not be pickled ({err}); it is rewritten "
-                       f"without the cache")
+            _warn_once("key", f"graph cache: a graph could not be pickled ({err}); it is "
+                       f"rewritten without the cache")
             return FunctionMaker.prepare_fgraph(inputs, outputs, additional_outputs, fgraph,
                                                 mode, profile)
         path = cache_dir() / f"{key}.pkl"
