@@ -49,3 +49,39 @@ def test_variadic_add_mul_chain_left_to_right(backend_name, monkeypatch):
     assert product.dtype == np.float32 and product.shape == (5, 7)
     np.testing.assert_array_equal(product, (A * B) * C)
     np.testing.assert_array_equal(total, ((A + B) + C) + A)
+
+
+def test_runtime_broadcast_check_raises_exactly_when_pytensor_does():
+    """Every combination of static sizes (unknown, 1, 3) and run-time sizes (1, 3) for two and
+    three inputs of two dimensions, against ``Elemwise._check_runtime_broadcast``."""
+    import itertools
+
+    from pytensor.scalar.basic import add
+    from pytensor.tensor.elemwise import Elemwise
+
+    from lib.dispatch.pytorch_fixes import runtime_broadcast_check
+
+    def raises(check, node, arrays):
+        try:
+            check(node, arrays)
+        except ValueError:
+            return True
+        return False
+
+    static_sizes = [(a, b) for a in (None, 1, 3) for b in (None, 1, 3)]
+    checked = disagreements = raised = 0
+    for n in (2, 3):
+        for statics in itertools.product(static_sizes, repeat=n):
+            node = Elemwise(add)(*[T.tensor("x", shape=s) for s in statics]).owner
+            ours = runtime_broadcast_check(node)
+            per_input = [list(itertools.product(*[(s,) if s is not None else (1, 3) for s in st]))
+                         for st in statics]
+            for shapes in itertools.product(*per_input):
+                arrays = [np.zeros(s, np.float32) for s in shapes]
+                expected = raises(lambda nd, xs: Elemwise._check_runtime_broadcast(nd, xs),
+                                  node, arrays)
+                got = ours is not None and raises(lambda nd, xs: ours(xs), node, arrays)
+                checked += 1
+                raised += expected
+                disagreements += expected != got
+    assert checked > 1000 and raised > 100 and disagreements == 0
