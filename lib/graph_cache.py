@@ -39,6 +39,7 @@ from pytensor.compile import optdb
 from pytensor.compile.aliasing import insert_deepcopy
 from pytensor.compile.maker import FunctionMaker
 from pytensor.compile.mode import Mode
+from pytensor.compile.ops import DeepCopyOp
 from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.destroyhandler import DestroyHandler
 from pytensor.graph.rewriting.db import RewriteDatabase, RewriteDatabaseQuery
@@ -215,18 +216,8 @@ class CachedFunctionMaker(FunctionMaker):
     """PyTensor's ``FunctionMaker``, with the rewrites looked up in the graph cache first."""
 
     def prepare_fgraph(self, inputs, outputs, additional_outputs, fgraph, mode, profile):
-        if not enabled():
-            return FunctionMaker.prepare_fgraph(inputs, outputs, additional_outputs, fgraph,
-                                                mode, profile)
-        try:
-            key = graph_key(fgraph, inputs, outputs, mode)
-        except (pickle.PicklingError, TypeError, AttributeError) as err:
-            _warn_once("key", f"graph cache: a graph could not be pickled ({err}); it is "
-                       f"rewritten without the cache")
-            return FunctionMaker.prepare_fgraph(inputs, outputs, additional_outputs, fgraph,
-                                                mode, profile)
-        path = cache_dir() / f"{key}.pkl"
-        if path.exists():
+        path = self._path(fgraph, inputs, outputs, mode)
+        if path is not None and path.exists():
             start = time.perf_counter()
             try:
                 with pytensor.config.change_flags(mode=mode):
@@ -241,6 +232,8 @@ class CachedFunctionMaker(FunctionMaker):
                               f"{err}); rewriting the graph", stacklevel=2)
         start = time.perf_counter()
         FunctionMaker.prepare_fgraph(inputs, outputs, additional_outputs, fgraph, mode, profile)
+        if path is None:
+            return
         self.graph_cache = ("miss", time.perf_counter() - start)
         if self.graph_cache[1] < MIN_REWRITE_S:
             return
@@ -250,6 +243,19 @@ class CachedFunctionMaker(FunctionMaker):
             _evict(path.parent)
         except (OSError, pickle.PicklingError, TypeError, AttributeError) as err:
             _warn_once("store", f"graph cache: could not store {path} ({err})")
+
+    @staticmethod
+    def _path(fgraph, inputs, outputs, mode):
+        """The cache file of this graph, or None when the cache is off or the graph cannot be
+        pickled."""
+        if not enabled():
+            return None
+        try:
+            return cache_dir() / f"{graph_key(fgraph, inputs, outputs, mode)}.pkl"
+        except (pickle.PicklingError, TypeError, AttributeError) as err:
+            _warn_once("key", f"graph cache: a graph could not be pickled ({err}); it is "
+                       f"rewritten without the cache")
+            return None
 
 
 _warned = set()
@@ -264,8 +270,6 @@ def _warn_once(kind, message):
 
 def _strip_deepcopies(fgraph):
     """The outputs of ``fgraph`` with the DeepCopyOps that ``insert_deepcopy`` added removed."""
-    from pytensor.compile.ops import DeepCopyOp
-
     return [out.owner.inputs[0] if out.owner is not None and isinstance(out.owner.op, DeepCopyOp)
             else out for out in fgraph.outputs]
 
