@@ -62,9 +62,15 @@ def _get_mode(name):
     # PyTensor's own modes for these linkers carry the rewrites each backend needs.
     mode = pytensor_get_mode({"numba": "NUMBA", "jax": "JAX", "pytorch": "PYTORCH"}[name])
     if name == "pytorch":
-        # our shape rewrites (lib/dispatch/host_shape.py) are tagged; PyTensor's PYTORCH mode
-        # does not include the tag by itself, and without them torch.compile breaks the graph
-        return mode.including("pytorch")
+        from lib.dispatch.pytorch_linker import FxPytorchLinker
+
+        # PORT: PyTensor's PytorchLinker runs torch.compile; ours traces with make_fx and
+        # compiles with Inductor directly (lib/dispatch/pytorch_linker.py: same kernels, a
+        # fraction of the compile time). Our shape rewrites (lib/dispatch/host_shape.py) are
+        # tagged; PyTensor's PYTORCH mode does not include the tag by itself, and without them
+        # the conv gradients' sizes would be read from tensors.
+        return Mode(linker=FxPytorchLinker(), optimizer=mode.provided_optimizer).including(
+            "pytorch")
     return mode
 
 

@@ -10,7 +10,10 @@ The rewrite here replaces such a graph by ``HostShape(*sources)``: the same inte
 done in Python on the *shapes* of ``sources`` (the variables whose shapes the graph reads), which
 both JITs know while tracing (as ints, or torch SymInts). It is registered under the ``jax`` tag
 (PyTensor's JAX mode includes it) and the ``pytorch`` tag (a PyTorch mode must include it:
-``get_mode('pytorch').including('pytorch')``), with a second one for PyTorch reshapes.
+``get_mode('pytorch').including('pytorch')``), with two more for PyTorch: the shapes of
+reshapes and the sizes of allocations (``T.ones(p.shape)``, the gradient of a mean), which
+PyTensor's PyTorch kernels read back from tensors; lib/dispatch/pytorch_linker.py traces graphs
+on fake tensors, which have no values to read.
 """
 import operator
 from functools import reduce
@@ -25,7 +28,8 @@ from pytensor.graph.replace import clone_replace
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.graph.traversal import toposort
 from pytensor.scalar.basic import Composite
-from pytensor.tensor.basic import MakeVector, ScalarFromTensor, TensorFromScalar
+from pytensor.tensor.basic import (Alloc, AllocEmpty, MakeVector, ScalarFromTensor,
+                                   TensorFromScalar)
 from pytensor.tensor.elemwise import DimShuffle, Elemwise
 from pytensor.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from pytensor.tensor.subtensor import Subtensor, unflatten_index_variables
@@ -243,9 +247,28 @@ def local_reshape_host_shape(fgraph, node):
     return [node.outputs[0].type.filter_variable(out)]  # keeps the static shape it had
 
 
+@node_rewriter([Alloc, AllocEmpty])
+def local_alloc_host_shape(fgraph, node):
+    """Make each size of an ``Alloc``/``AllocEmpty`` a ``HostShape`` when it is computed from
+    shapes (e.g. the gradient of a mean over a batch of unknown size: its count is
+    ``Shape_i{0}(X) * ...``), which PyTensor's PyTorch kernel would read back from a tensor."""
+    sizes = node.inputs[1:] if isinstance(node.op, Alloc) else node.inputs
+    new = [s if isinstance(s, Constant) or (s.owner is not None
+                                            and isinstance(s.owner.op, HostShape))
+           else host_shape(s) for s in sizes]
+    if all(n is None or n is s for n, s in zip(new, sizes)):
+        return None
+    new = [s if n is None else n for n, s in zip(new, sizes)]
+    inputs = [node.inputs[0], *new] if isinstance(node.op, Alloc) else new
+    (out,) = node.op.make_node(*inputs).outputs
+    return [node.outputs[0].type.filter_variable(out)]
+
+
 # After canonicalize/specialize (which reduce shape graphs to Shape_i and constants), with
 # PyTensor's own JAX rewrites.
 optdb.register("conv_host_shape", dfs_rewriter(local_conv_host_shape), "jax", "pytorch",
                position=100)
 optdb.register("reshape_host_shape", dfs_rewriter(local_reshape_host_shape), "pytorch",
+               position=100)
+optdb.register("alloc_host_shape", dfs_rewriter(local_alloc_host_shape), "pytorch",
                position=100)

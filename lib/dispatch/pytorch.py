@@ -163,7 +163,8 @@ def pytorch_funcify_HostShape(op, node, **kwargs):
     # Shapes, not values: ints, or SymInts when torch.compile traces dynamic shapes; the
     # compiled graph stays whole.
     def host_shape(*sources):
-        return tuple(op.evaluate([x.shape for x in sources]))
+        out = op.evaluate([x.shape for x in sources])
+        return tuple(out) if isinstance(out, list) else out
 
     return host_shape
 

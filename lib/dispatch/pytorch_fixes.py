@@ -26,7 +26,8 @@ import torch
 from pytensor.link.pytorch.dispatch.basic import pytorch_funcify
 from pytensor.link.pytorch.dispatch.elemwise import (
     pytorch_funcify_Elemwise as pytensor_pytorch_funcify_Elemwise)
-from pytensor.scalar.basic import EQ, Add, Mod, Mul, Pow, RoundHalfToEven
+from pytensor.scalar.basic import EQ, Add, Cast, Mod, Mul, Pow, RoundHalfToEven
+from pytensor.tensor.basic import MakeVector
 from pytensor.tensor.elemwise import Elemwise
 
 
@@ -95,14 +96,25 @@ def runtime_broadcast_check(node):
     return check
 
 
+def _cast(dtype):
+    def cast(x):
+        return x.to(dtype)
+
+    return cast
+
+
 @pytorch_funcify.register(Elemwise)
 def pytorch_funcify_Elemwise(op, node, **kwargs):
     """PyTensor's Elemwise dispatch, with ``runtime_broadcast_check`` in place of the full check
-    where PyTensor calls the torch function directly (its other paths are left as they are)."""
+    where PyTensor calls the torch function directly, and a cast as one ``Tensor.to`` (its other
+    paths are left as they are)."""
     spec = getattr(op.scalar_op, "nfunc_spec", None)
-    if not (spec and hasattr(torch, spec[0])):
+    if isinstance(op.scalar_op, Cast):  # PyTensor: torch.vmap of a scalar cast, per dimension
+        base_fn = _cast(getattr(torch, op.scalar_op.o_type.dtype))
+    elif not (spec and hasattr(torch, spec[0])):
         return pytensor_pytorch_funcify_Elemwise(op, node, **kwargs)
-    base_fn = pytorch_funcify(op.scalar_op, node=node, **kwargs)
+    else:
+        base_fn = pytorch_funcify(op.scalar_op, node=node, **kwargs)
     check = runtime_broadcast_check(node)
     if check is None:
         return base_fn
@@ -112,3 +124,17 @@ def pytorch_funcify_Elemwise(op, node, **kwargs):
         return base_fn(*inputs)
 
     return elemwise
+
+
+@pytorch_funcify.register(MakeVector)
+def pytorch_funcify_MakeVector(op, **kwargs):
+    """A vector of scalars, stacked as tensors (PyTensor's ``torch.tensor(list)`` reads each
+    traced scalar's value on the host, which tracing with fake tensors cannot do)."""
+    dtype = getattr(torch, op.dtype)
+
+    def makevector(*x):
+        if not x:
+            return torch.empty(0, dtype=dtype)
+        return torch.stack([torch.as_tensor(v, dtype=dtype) for v in x])
+
+    return makevector

@@ -1,0 +1,158 @@
+"""lib/dispatch/pytorch_linker.py: graphs traced with make_fx and compiled by Inductor directly."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytensor
+import pytensor.tensor as T
+import pytest
+from pytensor.raise_op import Assert
+
+from backend_params import backend_params, get_mode
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.parametrize(
+    "backend_name", [p for p in backend_params() if p.id == "pytorch"])
+
+
+@pytest.fixture
+def no_dynamo(monkeypatch):
+    """torch.compile's functions raise when called: what runs is the make_fx path."""
+    import torch
+
+    def refuse(fn, *args, **kwargs):
+        def call(*a, **k):
+            raise AssertionError("torch.compile's function was called")
+        return call
+
+    monkeypatch.setattr(torch, "compile", refuse)
+
+
+def _fx_function(fn):
+    """The FxFunction behind compiled PyTensor function ``fn`` (its JIT linker's thunk)."""
+    from lib.dispatch.pytorch_linker import FxFunction
+
+    assert isinstance(fn.vm.jit_fn, FxFunction)
+    return fn.vm.jit_fn
+
+
+def test_conv_batchnorm_adam_step_matches_python(backend_name, no_dynamo):
+    """A deconv -> batchnorm -> relu -> conv -> sigmoid -> BCE step with Adam, against the NumPy
+    reference backend: costs and every updated parameter (float32 summation order differs)."""
+    from lib import updates
+    from lib.costs import bce
+    from lib.ops import batchnorm, deconv, dnn_conv
+    from lib.theano_utils import sharedX
+
+    r = np.random.RandomState(0)
+    values = [r.normal(0, 0.2, (8, 4, 3, 3)), np.ones(4) * 1.1, np.zeros(4) + 0.1,
+              r.normal(0, 0.2, (1, 4, 3, 3))]
+
+    def compile_step(mode):
+        w1, g, b, w2 = (sharedX(v) for v in values)
+        Z = T.tensor4()
+        h = T.maximum(batchnorm(deconv(Z, w1, subsample=(2, 2), border_mode=(1, 1)), g=g, b=b),
+                      0.)
+        p = T.sigmoid(dnn_conv(h, w2, subsample=(2, 2), border_mode=(1, 1)).flatten(2).mean(1))
+        cost = bce(p, T.ones(p.shape)).mean()
+        params = [w1, g, b, w2]
+        step = pytensor.function([Z], cost, updates=updates.Adam(lr=0.01)(params, cost),
+                                 mode=mode)
+        return step, params
+
+    Zv = r.uniform(-1, 1, (6, 8, 4, 4)).astype(np.float32)
+    step, params = compile_step(get_mode(backend_name))
+    ref_step, ref_params = compile_step(get_mode("python"))
+    for _ in range(2):
+        np.testing.assert_allclose(step(Zv), ref_step(Zv), rtol=1e-5)
+    for p, q in zip(params, ref_params):
+        np.testing.assert_allclose(p.get_value(), q.get_value(), rtol=1e-5, atol=1e-7)
+
+
+def test_new_shapes_compile_again(backend_name, no_dynamo):
+    """One compiled graph per input signature; each gives the right numbers."""
+    x = T.matrix("x")
+    fn = pytensor.function([x], [(x * x).sum(1), x.shape[0] * x.shape[1]],
+                           mode=get_mode(backend_name))
+    for shape in [(3, 4), (5, 2), (3, 4)]:
+        a = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+        total, size = fn(a)
+        np.testing.assert_array_equal(total, (a * a).sum(1))
+        assert size == a.size
+    jit = _fx_function(fn)
+    assert len(jit.compiled) == 2 and jit.host_value_reason is None
+
+
+def test_makevector_of_shapes_traces(backend_name, no_dynamo):
+    """A vector built from shape values (PyTensor's own MakeVector kernel reads them on the
+    host, which fake tensors cannot)."""
+    x = T.tensor3("x")
+    v = T.stack([x.shape[0], x.shape[2] * 2, T.constant(7, dtype="int64")])
+    fn = pytensor.function([x], v, mode=get_mode(backend_name))
+    np.testing.assert_array_equal(fn(np.zeros((2, 3, 5), np.float32)), [2, 10, 7])
+    assert _fx_function(fn).host_value_reason is None
+
+
+def test_constants_are_part_of_the_compiled_graph(backend_name, no_dynamo):
+    """Two graphs that differ only in a constant's values give their own results (Inductor's
+    caches are keyed on the constants too)."""
+    x = T.vector("x")
+    outs = []
+    for c in ([1., 2., 3.], [4., 5., 6.]):
+        fn = pytensor.function([x], x * T.constant(np.array(c, np.float32)),
+                               mode=get_mode(backend_name))
+        outs.append(fn(np.ones(3, np.float32)))
+    np.testing.assert_array_equal(outs, [[1, 2, 3], [4, 5, 6]])
+
+
+def test_host_value_graph_falls_back_to_torch_compile(backend_name):
+    """An Assert on a tensor's value cannot be traced on fake tensors: torch.compile runs it,
+    with a warning, and the assertion still holds."""
+    x = T.vector("x")
+    fn = pytensor.function([x], Assert("x must be positive")(x * 2, T.all(x > 0)),
+                           mode=get_mode(backend_name))
+    with pytest.warns(UserWarning, match="reads tensor values in Python"):
+        np.testing.assert_array_equal(fn(np.ones(3, np.float32)), [2, 2, 2])
+    with pytest.raises(AssertionError, match="x must be positive"):
+        fn(-np.ones(3, np.float32))
+    assert _fx_function(fn).host_value_reason
+
+
+def test_shape_errors_are_raised_not_swallowed(backend_name, no_dynamo):
+    """An error of the graph itself (sizes that do not broadcast) is raised from the trace."""
+    x, y = T.vectors("x", "y")
+    fn = pytensor.function([x, y], x + y, mode=get_mode(backend_name))
+    with pytest.raises((RuntimeError, ValueError), match="size of tensor|broadcast"):
+        fn(np.ones(3, np.float32), np.ones(4, np.float32))
+    assert _fx_function(fn).host_value_reason is None
+
+
+def test_second_process_compiles_from_inductor_cache(backend_name, tmp_path):
+    """A second process with the same caches hits AOTAutograd's and Inductor's FX graph caches
+    (they are bypassed without the ShapeEnv the linker provides)."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        import numpy as np, pytensor, pytensor.tensor as T
+        from lib.backend import get_mode
+        from torch._dynamo.utils import counters
+        x = T.matrix("x")
+        fn = pytensor.function([x], T.tanh(x @ x.T).sum(0), mode=get_mode("pytorch"))
+        a = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
+        out = fn(a)
+        assert np.allclose(out, np.tanh(a @ a.T).sum(0), rtol=1e-5), out
+        print(json.dumps({{k: dict(v) for k, v in counters.items()}}))
+    """)
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"),
+               PYTENSOR_FLAGS=f"base_compiledir={tmp_path / 'pytensor'}")
+    runs = [json.loads(subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                                      capture_output=True, text=True).stdout.splitlines()[-1])
+            for _ in range(2)]
+    assert runs[0]["inductor"].get("fxgraph_cache_miss", 0) >= 1
+    assert runs[1]["inductor"].get("fxgraph_cache_hit", 0) >= 1
+    assert runs[1]["inductor"].get("fxgraph_cache_miss", 0) == 0
+    assert "fxgraph_cache_bypass" not in runs[1]["inductor"]
