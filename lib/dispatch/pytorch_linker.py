@@ -52,6 +52,13 @@ def _signature(inputs):
     return tuple(sig)
 
 
+# Inductor's C++ wrapper: the graph's kernels and the code calling them in one C++ module, built
+# by one compiler run, instead of a Python wrapper and one module per kernel. Compiling the faces
+# training functions at ngf = ndf = 64 from empty caches on 2 cores: 62 s -> 38 s (G 34 -> 23 s,
+# D 26 -> 11 s); the updates run at the same speed (0.39 / 0.45 s).
+INDUCTOR_CONFIG = {"cpp_wrapper": True}
+
+
 class HostValueError(Exception):
     """The graph's Python code read a tensor's value while being traced on fake tensors."""
 
@@ -92,7 +99,7 @@ def compile_graph(gm, inputs):
 
     fake_mode = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
     with torch.no_grad(), tracing(TracingContext(fake_mode)):
-        return compile_fx(gm, list(inputs))
+        return compile_fx(gm, list(inputs), config_patches=INDUCTOR_CONFIG)
 
 
 class FxFunction:
