@@ -1,9 +1,9 @@
 """PyTorch kernels for the convolution Ops of ``lib.conv_ops``, and a compile-friendly SpecifyShape.
 
 Importing this module registers them with PyTensor's ``pytorch_funcify``;
-``lib.backend.get_mode('pytorch')`` does it. PyTensor's PyTorch linker runs the whole graph
-through ``torch.compile``, so the kernels are plain tensor code with no Python branch on tensor
-values: the forward Op is ``F.conv2d`` and the gradients are ``aten.convolution_backward`` (what
+``lib.backend.get_mode('pytorch')`` does it. Its linker (``lib.dispatch.pytorch_linker``) traces
+the whole graph on fake tensors and compiles it with Inductor, so the kernels are plain tensor
+code with no Python branch on tensor values: the forward Op is ``F.conv2d`` and the gradients are ``aten.convolution_backward`` (what
 autograd and ``torch.nn.grad`` call). Asymmetric padding: the symmetric part goes to the
 convolution, the remainder is an explicit ``F.pad`` (forward, weight gradient) or a crop of the
 input gradient.
@@ -11,11 +11,12 @@ input gradient.
 The size input of a gradient Op is read at compile time when it is a constant (static shapes),
 or from traced shapes when ``lib.dispatch.host_shape`` rewrote it (a mode including the
 ``pytorch`` tag: ``get_mode('pytorch').including('pytorch')``); otherwise it is a tensor whose
-values are read back, which is correct but splits torch.compile's graph there.
+values are read back, which is correct but cannot be traced on fake tensors: such a graph runs
+through ``torch.compile``, split there.
 """
 import os
 
-# NOTE: inductor reads this when torch.compile first runs. On a machine with few cores its
+# NOTE: inductor reads this when it first compiles. On a machine with few cores its
 # parallel compile workers keep the cores busy and every call afterwards is far slower (measured
 # on 2 cores, PYTENSOR-NOTES.md); compiling in-process avoids that. Set the variable to override.
 if len(os.sched_getaffinity(0)) <= 4:
