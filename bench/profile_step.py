@@ -9,7 +9,7 @@ the time printed first is the mean of ``--calls`` calls after two warm-up calls.
 Numba, JAX and Python backends the profile is PyTensor's own (time per Op class, per Op and per
 node, over every call, warm-ups included); for the PyTorch backend and eager PyTorch it is
 ``torch.profiler``'s table over ``--calls`` more calls, in which the PyTorch backend's fused
-torch.compile kernels appear by name (``cpp_fused_...``).
+Inductor kernels appear by name (``graph_0_cpp_fused_...``).
 """
 import argparse
 import sys
