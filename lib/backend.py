@@ -75,14 +75,14 @@ def _get_mode(name):
 
 
 # The default when a script is given no --backend: the fastest backend on a 2-core CPU for what
-# the script does (bench/train_step.py, paper scale, 2 idle cores; eager PyTorch 3.6/4.1 s):
+# the script does (bench/train_step.py, paper scale, 2 idle cores; eager PyTorch 3.7/4.2 s):
 # - training the unconditional DCGANs (faces, svhn, imagenet), where the time is in thousands of
-#   identical updates: PyTorch 3.6/4.1 s per G/D update, C 7.2/7.6, Numba about 1.3x C. Its
-#   torch.compile costs ~80 s cold and compiles again for each new batch shape (the last partial
-#   batch, the sample grid), minutes that a training run repays;
+#   identical updates: PyTorch 3.7/4.3 s per G/D update, C 7.1/7.6, Numba about 1.3x C. Its
+#   compile costs ~40 s cold (5 s warm) and is done again for each new batch shape (the last
+#   partial batch, the sample grid), a minute or two that a training run repays;
 # - everything else (sampling, feature extraction, the conditional MNIST model with its many
-#   batch shapes, which exhausts torch.compile's recompile limit): C, which compiles each graph
-#   once for every shape in ~50 s cold, ~2 s from its caches (lib/graph_cache.py).
+#   batch shapes, each a compile of its own on PyTorch): C, which compiles each graph once for
+#   every shape in ~50 s cold, ~2 s from its caches (lib/graph_cache.py).
 DEFAULT_ORDER = {"train": ("pytorch", "c", "numba"), "other": ("c", "numba")}
 
 
