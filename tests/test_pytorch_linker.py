@@ -156,3 +156,15 @@ def test_second_process_compiles_from_inductor_cache(backend_name, tmp_path):
     assert runs[1]["inductor"].get("fxgraph_cache_hit", 0) >= 1
     assert runs[1]["inductor"].get("fxgraph_cache_miss", 0) == 0
     assert "fxgraph_cache_bypass" not in runs[1]["inductor"]
+
+
+def test_scalar_input_goes_through_torch_compile(backend_name):
+    """A PyTensor scalar input reaches the function as a NumPy scalar, whose value a traced
+    graph would bake in: such a function runs through torch.compile, which guards on it."""
+    import pytensor.scalar as ps
+
+    s, x = ps.float32("s"), T.vector("x")
+    fn = pytensor.function([s, x], x * T.tensor_from_scalar(s), mode=get_mode(backend_name))
+    for value in (2., 3.):
+        np.testing.assert_array_equal(fn(np.float32(value), np.ones(3, np.float32)), [value] * 3)
+    assert _fx_function(fn).host_value_reason == "an input is not a tensor"
