@@ -29,6 +29,13 @@ class FxPytorchLinker(PytorchLinker):
     """``PytorchLinker`` whose ``jit_compile`` traces with ``make_fx`` and compiles the FX graph
     with Inductor (one compiled graph per input signature)."""
 
+    def fgraph_convert(self, *args, **kwargs):
+        # The graph's constants are NumPy arrays that PyTensor locks read-only; torch warns that
+        # a tensor made from one must not be written to, which no kernel of this graph does.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return super().fgraph_convert(*args, **kwargs)
+
     def jit_compile(self, fn):
         functors, self.gen_functors = self.gen_functors, []
 
