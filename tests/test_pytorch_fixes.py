@@ -85,3 +85,20 @@ def test_runtime_broadcast_check_raises_exactly_when_pytensor_does():
                 raised += expected
                 disagreements += expected != got
     assert checked > 1000 and raised > 100 and disagreements == 0
+
+
+@pytest.mark.parametrize("backend_name", [p for p in backend_params() if p.id == "pytorch"])
+def test_cast_and_makevector_match_numpy(backend_name):
+    """Casts (float to int truncates toward zero, to bool is != 0) and a vector of scalars,
+    against NumPy."""
+    x = T.matrix("x")
+    s = T.scalar("s")
+    fn = pytensor.function([x, s], [T.cast(x, "int32"), T.cast(x, "bool"),
+                                    T.stack([s, s * 2, x.shape[0]])],
+                           mode=get_mode(backend_name))
+    a = np.array([[-2.7, -0.5, 0.], [0.5, 1.5, 3.9]], np.float32)
+    ints, bools, vec = fn(a, np.float32(1.25))
+    np.testing.assert_array_equal(ints, a.astype(np.int32))
+    assert ints.dtype == np.int32
+    np.testing.assert_array_equal(bools, a.astype(bool))
+    np.testing.assert_array_equal(vec, [1.25, 2.5, 2.])

@@ -19,6 +19,11 @@ length-1 dimension its type does not mark broadcastable, looping over every inpu
 torch.compile traces that loop for each of the ~500 elementwise nodes of a training update
 (3.5 s of a 9.6 s warm compile of the faces G update at small scale). Here the check looks only
 at the dimensions whose sizes the types leave unknown, which raises exactly when PyTensor's does.
+
+And two that lib/dispatch/pytorch_linker.py cannot trace on fake tensors, or traces slowly: a
+``MakeVector`` (a vector of scalars, e.g. of shape values) is ``torch.tensor(list)`` in PyTensor,
+which reads each scalar's value on the host; here the scalars are stacked as tensors. A cast is
+``torch.vmap`` of the scalar cast over every dimension; here it is one ``Tensor.to``.
 """
 from functools import reduce
 
