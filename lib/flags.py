@@ -2,9 +2,12 @@
 
 Like nanoGPT's configurator: every module-level int/float/str/bool the script declares in its
 hyperparameter block can be overridden; values are coerced to the default's type; an unknown key
-or a value of the wrong type is a one-line error (exit status 2).
+or a value of the wrong type is a one-line error (exit status 2). ``--help`` (or ``-h``) lists
+the flags with their defaults and the comments of the hyperparameter block.
 """
+import re
 import sys
+from pathlib import Path
 
 
 class FlagError(ValueError):
@@ -60,6 +63,28 @@ def parse(defaults, argv):
     return out
 
 
+def usage(namespace, defaults):
+    """The ``--help`` text: the script's first docstring line, then each flag with its default
+    and the comment on its line of the hyperparameter block."""
+    comments = {}
+    path = namespace.get("__file__")
+    try:
+        source = Path(path).read_text().splitlines() if path else []
+    except OSError:
+        source = []
+    for line in source:
+        m = re.match(r"^(\w+)\s*=[^#]*#\s?(.*)$", line)
+        if m and m.group(1) in defaults:
+            comments.setdefault(m.group(1), m.group(2).strip())
+    script = Path(path).name if path else "script"
+    doc = (namespace.get("__doc__") or "").strip().splitlines()
+    lines = [f"usage: python {script} [--name=value ...]"] + doc[:1] + ["", "flags (default):"]
+    shown = {n: f"--{n}={v}" for n, v in defaults.items()}
+    width = max(map(len, shown.values()), default=0)
+    lines += [f"  {shown[n]:<{width}}  {comments.get(n, '')}".rstrip() for n in defaults]
+    return "\n".join(lines)
+
+
 def configure(namespace, names, argv=None):
     """Apply command-line overrides to the module-level ``names`` of ``namespace`` (in place).
 
@@ -68,6 +93,9 @@ def configure(namespace, names, argv=None):
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     defaults = overridable(namespace, names)
+    if "--help" in argv or "-h" in argv:
+        print(usage(namespace, defaults))
+        raise SystemExit(0)
     try:
         namespace.update(parse(defaults, argv))
     except FlagError as e:

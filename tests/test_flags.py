@@ -1,0 +1,51 @@
+"""lib/flags.py: --name=value overrides of a script's hyperparameter block, and --help."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lib import flags
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _namespace():
+    return {"nbatch": 128, "lr": 0.0002, "data": "", "resume": False, "__doc__": "A script.\n"}
+
+
+def test_overrides_are_coerced_to_the_defaults_types():
+    ns = _namespace()
+    config = flags.configure(ns, ["nbatch", "lr", "data", "resume"],
+                             ["--nbatch=64", "--lr=1e-3", "--data=x.hdf5", "--resume"])
+    assert config == {"nbatch": 64, "lr": 1e-3, "data": "x.hdf5", "resume": True}
+    assert ns["nbatch"] == 64 and isinstance(ns["nbatch"], int)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--nbach=64"], "--nbach: unknown flag (known: nbatch, lr, data, resume)"),
+    (["--nbatch=6.5"], "--nbatch=6.5: expected int (default 128)"),
+    (["--resume=maybe"], "--resume=maybe: expected a boolean (true/false)"),
+    (["--nbatch"], "--nbatch: expected --nbatch=<int>"),
+    (["nbatch=64"], "nbatch=64: expected --name=value"),
+])
+def test_bad_flags_are_one_line_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        flags.configure(_namespace(), ["nbatch", "lr", "data", "resume"], argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {message}")
+
+
+def test_help_lists_flags_defaults_and_comments():
+    """A real script's --help: its docstring, every flag with its default and the comment of
+    its line in the hyperparameter block; exit status 0, nothing trained."""
+    out = subprocess.run([sys.executable, str(ROOT / "faces" / "train_uncond_dcgan.py"), "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "usage: python train_uncond_dcgan.py [--name=value ...]"
+    assert lines[1].startswith("Train the paper's unconditional DCGAN on faces")
+    nbatch = next(line for line in lines if line.strip().startswith("--nbatch="))
+    assert nbatch.split() == ["--nbatch=128", "#", "of", "examples", "in", "batch"]
+    assert any(line.strip().startswith("--lr=0.0002") for line in lines)
