@@ -3,10 +3,10 @@
 Importing this module registers them with PyTensor's ``pytorch_funcify``;
 ``lib.backend.get_mode('pytorch')`` does it. Its linker (``lib.dispatch.pytorch_linker``) traces
 the whole graph on fake tensors and compiles it with Inductor, so the kernels are plain tensor
-code with no Python branch on tensor values: the forward Op is ``F.conv2d`` and the gradients are ``aten.convolution_backward`` (what
-autograd and ``torch.nn.grad`` call). Asymmetric padding: the symmetric part goes to the
-convolution, the remainder is an explicit ``F.pad`` (forward, weight gradient) or a crop of the
-input gradient.
+code with no Python branch on tensor values: the forward Op is ``F.conv2d``, the input gradient
+``F.conv_transpose2d`` and the weight gradient ``aten.convolution_backward`` (what autograd and
+``torch.nn.grad`` call). Asymmetric padding: the symmetric part goes to the convolution, the
+remainder is an explicit ``F.pad`` (forward, weight gradient) or a crop of the input gradient.
 
 The size input of a gradient Op is read at compile time when it is a constant (static shapes),
 or from traced shapes when ``lib.dispatch.host_shape`` rewrote it (a mode including the
