@@ -245,6 +245,11 @@ def _spawn(backend, phase, args, workdir, timeout):
                                      if f)
     env["NUMBA_CACHE_DIR"] = str(workdir / "numba")
     env["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "inductor")
+    # Inductor precompiles its C++ wrapper's header once per machine, in
+    # $TMPDIR/torchinductor_<user>/precompiled_headers whatever the cache dir: a cold compile
+    # on a new machine includes it (4 to 5 s here), so the worker gets a TMPDIR of its own
+    (workdir / "tmp").mkdir(exist_ok=True)
+    env["TMPDIR"] = str(workdir / "tmp")
     env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")  # compile workers fight 2 cores
     cmd = [sys.executable, str(Path(__file__).resolve()), f"--scale={args.scale}",
            f"--worker={backend}", f"--phase={phase}", f"--repeats={args.repeats}",

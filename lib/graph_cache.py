@@ -17,7 +17,8 @@ would have (a replacement that fails is reverted). On a miss, or when anything a
 file is wrong, it rewrites as usual and stores the result.
 
 The cache lives in ``<compiledir>/dcgan_graphs`` (beside PyTensor's own C module cache, and
-emptied with it); ``DCGAN_GRAPH_CACHE=0`` turns it off.
+emptied with it); ``DCGAN_GRAPH_CACHE=0`` turns it off. The PyTorch linker keeps its traced FX
+graphs there too (``*.fx``, lib/dispatch/pytorch_linker.py).
 """
 import copyreg
 import hashlib
@@ -61,7 +62,7 @@ def cache_dir():
 
 
 @cache
-def _code_digest():
+def code_digest():
     """The versions and lib/'s source: rewrites and Ops' code are part of a cached graph."""
     h = hashlib.sha256(f"{FORMAT} {sys.version} {pytensor.__version__}".encode())
     for path in sorted(LIB.rglob("*")):
@@ -155,21 +156,34 @@ def _dumps(variables, inputs, for_key=False):
     return buf.getvalue()
 
 
+def graph_bytes(variables, inputs):
+    """The graph computing ``variables`` from ``inputs`` as bytes to hash: the same for the same
+    Ops, constants and connections in any process."""
+    return _dumps(variables, inputs, for_key=True)
+
+
 def _loads(data, inputs):
     return _Unpickler(io.BytesIO(data), inputs).load()
 
 
 def graph_key(fgraph, input_specs, output_specs, mode):
     """The cache key of ``fgraph`` (before rewriting) compiled with ``mode``."""
-    h = hashlib.sha256(_code_digest().encode())
+    h = hashlib.sha256(code_digest().encode())
     h.update(_query_text(mode).encode())
     # the input types, and the specs that decide the in-place and copy rewrites
     h.update(repr([(str(v.type), getattr(v.type, "shape", None)) for v in fgraph.inputs]).encode())
     h.update(repr([(s.mutable, s.borrow, s.update is not None) for s in input_specs]).encode())
     h.update(repr([s.borrow for s in output_specs]).encode())
     h.update(repr(sorted(fgraph.update_mapping.items())).encode())
-    h.update(_dumps(fgraph.outputs, fgraph.inputs, for_key=True))
+    h.update(graph_bytes(fgraph.outputs, fgraph.inputs))
     return h.hexdigest()
+
+
+def store(path, data):
+    """Write ``data`` to ``path`` atomically, then drop the least recently used files of its
+    kind (suffix) beyond ``MAX_FILES``."""
+    _store(path, data)
+    _evict(path.parent, f"*{path.suffix}")
 
 
 def _store(path, data):
@@ -184,17 +198,17 @@ def _store(path, data):
         raise
 
 
-def _touch(path):
+def touch(path):
     try:
         os.utime(path)
     except OSError:
         pass
 
 
-def _evict(directory):
-    """Keep the ``MAX_FILES`` most recently used graphs."""
+def _evict(directory, pattern="*.pkl"):
+    """Keep the ``MAX_FILES`` most recently used files matching ``pattern``."""
     try:
-        files = sorted(directory.glob("*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
+        files = sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in files[MAX_FILES:]:
             old.unlink(missing_ok=True)
     except OSError:  # another process removed one first
@@ -217,6 +231,8 @@ class CachedFunctionMaker(FunctionMaker):
 
     def prepare_fgraph(self, inputs, outputs, additional_outputs, fgraph, mode, profile):
         path = self._path(fgraph, inputs, outputs, mode)
+        # what the rewritten graph is a function of, for the linker's own caches
+        fgraph.dcgan_graph_key = None if path is None else path.stem
         if path is not None and path.exists():
             start = time.perf_counter()
             try:
@@ -224,7 +240,7 @@ class CachedFunctionMaker(FunctionMaker):
                     _load_into(fgraph, path.read_bytes())
                     insert_deepcopy(fgraph, inputs, outputs + additional_outputs)
                 self.graph_cache = ("hit", time.perf_counter() - start)
-                _touch(path)
+                touch(path)
                 return
             except Exception as err:  # a corrupt or incompatible file: rewrite as usual
                 # (a replacement that fails validation is reverted, so the graph is unchanged)
@@ -239,8 +255,7 @@ class CachedFunctionMaker(FunctionMaker):
             return
         # stored without the deep copies, which insert_deepcopy adds again on a hit
         try:
-            _store(path, _dumps(_strip_deepcopies(fgraph), fgraph.inputs))
-            _evict(path.parent)
+            store(path, _dumps(_strip_deepcopies(fgraph), fgraph.inputs))
         except (OSError, pickle.PicklingError, TypeError, AttributeError) as err:
             _warn_once("store", f"graph cache: could not store {path} ({err})")
 

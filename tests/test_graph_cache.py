@@ -72,6 +72,16 @@ def test_second_compile_is_a_hit_with_the_same_results(name, cache, monkeypatch)
     assert not np.array_equal(w_after, np.linspace(-1, 1, 4).reshape(4, 1))  # updates landed
 
 
+def test_the_rewritten_graph_carries_its_key(cache):
+    """The key is left on the rewritten graph for the linker's own caches (the PyTorch linker
+    keys its traces on it): the file's name, the same on a miss and on a hit, None when off."""
+    first, _ = _compile(get_mode("c"))
+    second, _ = _compile(get_mode("c"))
+    (path,) = cache.glob("*.pkl")
+    assert first.maker.fgraph.dcgan_graph_key == second.maker.fgraph.dcgan_graph_key == path.stem
+    assert _compile(get_mode("c"), lr=0.2)[0].maker.fgraph.dcgan_graph_key != path.stem
+
+
 def test_a_different_graph_or_mode_is_a_miss(cache):
     a, _ = _compile(get_mode("c"))
     b, _ = _compile(get_mode("c"), lr=0.2)  # one constant changed
@@ -111,6 +121,7 @@ def test_turned_off_by_the_environment(cache, monkeypatch):
     monkeypatch.setenv("DCGAN_GRAPH_CACHE", "0")
     fn, w = _compile(get_mode("c"))
     assert not hasattr(fn.maker, "graph_cache")
+    assert fn.maker.fgraph.dcgan_graph_key is None
     assert list(cache.glob("*.pkl")) == []
     assert np.isfinite(_run(fn, w)[0]).all()
 

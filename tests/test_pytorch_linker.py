@@ -1,6 +1,7 @@
 """lib/dispatch/pytorch_linker.py: graphs traced with make_fx and compiled by Inductor directly."""
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -131,31 +132,122 @@ def test_shape_errors_are_raised_not_swallowed(backend_name, no_dynamo):
     assert _fx_function(fn).host_value_reason is None
 
 
-def test_second_process_compiles_from_inductor_cache(backend_name, tmp_path):
-    """A second process with the same caches hits AOTAutograd's and Inductor's FX graph caches
-    (they are bypassed without the ShapeEnv the linker provides)."""
+def test_second_process_loads_the_trace_and_hits_inductor_cache(backend_name, tmp_path):
+    """A second process with the same caches loads the traced graph instead of tracing, and
+    hits AOTAutograd's and Inductor's FX graph caches (they are bypassed without the ShapeEnv
+    the linker provides, and missed if the loaded graph's code differed from the first's)."""
     script = textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {str(ROOT)!r})
         import numpy as np, pytensor, pytensor.tensor as T
         from lib.backend import get_mode
+        import lib.dispatch.pytorch_linker as L
+        traces = []
+        trace = L.trace
+        L.trace = lambda fn, inputs: traces.append(1) or trace(fn, inputs)
         from torch._dynamo.utils import counters
         x = T.matrix("x")
         fn = pytensor.function([x], T.tanh(x @ x.T).sum(0), mode=get_mode("pytorch"))
         a = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
         out = fn(a)
         assert np.allclose(out, np.tanh(a @ a.T).sum(0), rtol=1e-5), out
-        print(json.dumps({{k: dict(v) for k, v in counters.items()}}))
+        L.wait_for_warm_up()
+        print(json.dumps(dict({{k: dict(v) for k, v in counters.items()}}, traces=len(traces))))
     """)
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"),
                PYTENSOR_FLAGS=f"base_compiledir={tmp_path / 'pytensor'}")
     runs = [json.loads(subprocess.run([sys.executable, "-c", script], env=env, check=True,
                                       capture_output=True, text=True).stdout.splitlines()[-1])
             for _ in range(2)]
-    assert runs[0]["inductor"].get("fxgraph_cache_miss", 0) >= 1
-    assert runs[1]["inductor"].get("fxgraph_cache_hit", 0) >= 1
+    assert [run["traces"] for run in runs] == [1, 0]
+    assert len(list((tmp_path / "pytensor").rglob("dcgan_graphs/*.fx"))) == 1
+    # the first process compiled two graphs: the warm-up's tiny one and the function's
+    assert runs[0]["inductor"].get("fxgraph_cache_miss", 0) == 2
+    assert runs[1]["inductor"].get("fxgraph_cache_hit", 0) == 2
     assert runs[1]["inductor"].get("fxgraph_cache_miss", 0) == 0
     assert "fxgraph_cache_bypass" not in runs[1]["inductor"]
+
+
+def test_a_corrupt_trace_file_is_traced_again(backend_name, tmp_path, monkeypatch):
+    """A cached trace that does not load gives a warning and a new trace, with the right
+    numbers; the graph cache off (DCGAN_GRAPH_CACHE=0) means no trace files at all."""
+    from lib import graph_cache
+    from lib.dispatch import pytorch_linker as L
+
+    monkeypatch.setattr(graph_cache, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(graph_cache, "MIN_REWRITE_S", 0.0)
+    monkeypatch.delenv("DCGAN_GRAPH_CACHE", raising=False)
+    x = T.vector("x")
+    a = np.arange(5, dtype=np.float32)
+
+    def compile_and_run():
+        fn = pytensor.function([x], T.exp(x) * 3, mode=get_mode(backend_name))
+        np.testing.assert_allclose(fn(a), np.exp(a) * 3, rtol=1e-6)
+        return fn
+
+    compile_and_run()
+    (path,) = tmp_path.glob("*.fx")
+    path.write_bytes(b"not a pickle")
+    with pytest.warns(UserWarning, match=r"\.fx could not be used .*; tracing the graph"):
+        compile_and_run()
+    assert L.graph_from_bytes(path.read_bytes()).graph is not None  # stored again
+
+    monkeypatch.setenv("DCGAN_GRAPH_CACHE", "0")
+    path.unlink()
+    assert _fx_function(compile_and_run()).digest is None
+    assert list(tmp_path.glob("*.fx")) == []
+
+
+def test_stored_graphs_load_as_the_same_code_every_time(backend_name):
+    """A traced graph with constants (one used twice), a custom op and list arguments: stored
+    and loaded, twice, it has the traced graph's code each time (``GraphModule``'s own pickle
+    renames the constants on every load) and computes the same numbers."""
+    import torch
+
+    from lib.dispatch import pytorch as ours
+    from lib.dispatch import pytorch_linker as L
+
+    c = torch.tensor([[1., 2.], [3., 4.]])
+
+    def f(x, w):
+        y = ours.flip_hw(w)[0, 0] * c + c
+        return (torch.sum(y * x, dim=[0, 1]), torch.cat([x, y], 1))
+
+    x, w = torch.randn(2, 2), torch.randn(1, 1, 2, 2)
+    gm = L.trace(f, [x, w])
+    assert any(n.op == "get_attr" for n in gm.graph.nodes)
+    data = L.graph_to_bytes(gm)
+    first, second = L.graph_from_bytes(data), L.graph_from_bytes(pickle.loads(pickle.dumps(data)))
+    assert first.code == second.code == gm.code
+    for a, b in zip(first(x, w), f(x, w)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_warm_up_compiles_a_graph_in_the_background(backend_name):
+    """Making the linker starts, once per process, a thread that compiles a tiny graph: after
+    it, Inductor has picked the CPU's vector ISA (the probe a first compile would run); errors
+    in it are left for the real compile to report."""
+    from lib.dispatch import pytorch_linker as L
+    from torch._inductor import cpu_vec_isa
+
+    get_mode(backend_name)
+    thread = L._warm_up_thread
+    assert thread is not None and thread.daemon
+    L.wait_for_warm_up()
+    assert not thread.is_alive()
+    L.FxPytorchLinker()
+    assert L._warm_up_thread is thread  # not started twice
+    assert cpu_vec_isa.valid_vec_isa_list.cache_info().currsize == 1
+
+
+def test_warm_up_errors_are_left_to_the_real_compile(backend_name, monkeypatch):
+    from lib.dispatch import pytorch_linker as L
+
+    def broken(*args):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(L, "compile_graph", broken)
+    L._compile_tiny_graph()  # returns quietly
 
 
 def test_scalar_input_goes_through_torch_compile(backend_name):

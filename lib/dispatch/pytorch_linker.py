@@ -17,7 +17,27 @@ by ``torch.compile`` as PyTensor does, with a warning that says so.
 
 The generated function and the functors are PyTensor's; the numbers are the same as through
 torch.compile (tests/test_pytorch_linker.py compares them).
+
+Two things shorten a compile beyond that, both measured on the faces training functions at
+ngf = ndf = 64 on 2 cores:
+
+- The traced FX graph is stored beside the rewritten PyTensor graphs (lib/graph_cache.py), keyed
+  on the rewritten graph, the input signature and the code that traces it; a warm process loads
+  it (0.14 s for the G update's 1,172 nodes) instead of tracing (0.5 s). Cold and warm processes
+  compile the same loaded graph, so Inductor's caches, keyed on the graph's code, are hit.
+- Inductor's first compile in a process probes the CPU's vector ISA (compiling test programs,
+  then loading each in a child Python) and precompiles the C++ wrapper's header: about 10 s
+  from empty caches (the header is kept per machine, in $TMPDIR/torchinductor_<user>), 1 s
+  from full ones, nearly all of it in child processes. Making the linker (``get_mode``) starts
+  ``warm_up()``, which does this in a background thread while PyTensor builds the graphs; the
+  first trace waits for it. The probe comes first: the thread's compile after it is Python
+  (importing and lowering), which shares the GIL with the building. From empty caches this
+  took about 3 s off the faces functions' compile at ngf = ndf = 64; from full ones nothing
+  measurable, the building and the thread being Python both.
 """
+import hashlib
+import pickle
+import threading
 import warnings
 
 import torch
@@ -29,12 +49,17 @@ class FxPytorchLinker(PytorchLinker):
     """``PytorchLinker`` whose ``jit_compile`` traces with ``make_fx`` and compiles the FX graph
     with Inductor (one compiled graph per input signature)."""
 
-    def fgraph_convert(self, *args, **kwargs):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        warm_up()
+
+    def fgraph_convert(self, fgraph, *args, **kwargs):
+        self._graph_digest = graph_digest(fgraph)
         # The graph's constants are NumPy arrays that PyTensor locks read-only; torch warns that
         # a tensor made from one must not be written to, which no kernel of this graph does.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            return super().fgraph_convert(*args, **kwargs)
+            return super().fgraph_convert(fgraph, *args, **kwargs)
 
     def jit_compile(self, fn):
         functors, self.gen_functors = self.gen_functors, []
@@ -45,7 +70,18 @@ class FxPytorchLinker(PytorchLinker):
             self.gen_functors = functors
             return PytorchLinker.jit_compile(self, fn)
 
-        return FxFunction(fn, dynamo)
+        return FxFunction(fn, dynamo, self._graph_digest)
+
+
+def graph_digest(fgraph):
+    """What a traced graph depends on besides its input signature: the rewritten PyTensor graph,
+    which is a function of its key in the graph cache (the graph before rewriting, the rewrites,
+    PyTensor's and lib/'s code), and torch's version. None when the graph has no such key (the
+    cache is off, or the graph cannot be pickled)."""
+    key = getattr(fgraph, "dcgan_graph_key", None)
+    if key is None:
+        return None
+    return hashlib.sha256(f"{key} {torch.__version__} {INDUCTOR_CONFIG}".encode()).hexdigest()
 
 
 def _signature(inputs):
@@ -68,6 +104,110 @@ INDUCTOR_CONFIG = {"cpp_wrapper": True}
 
 class HostValueError(Exception):
     """The graph's Python code read a tensor's value while being traced on fake tensors."""
+
+
+def traced_graph(fn, inputs, digest):
+    """``trace(fn, inputs)`` through the disk cache: the graph pickled and loaded again, so that
+    a process that traces and one that loads compile the same code. ``digest``: ``fn``'s
+    ``graph_digest``; None traces without the cache."""
+    from lib import graph_cache
+
+    if digest is None:
+        return trace(fn, inputs)
+    sig = hashlib.sha256(repr(_signature(inputs)).encode()).hexdigest()[:16]
+    path = graph_cache.cache_dir() / f"{digest}-{sig}.fx"
+    if path.exists():
+        try:
+            gm = graph_from_bytes(path.read_bytes())
+            graph_cache.touch(path)
+            return gm
+        except Exception as err:  # a corrupt or incompatible file: trace again
+            warnings.warn(f"graph cache: {path} could not be used ({type(err).__name__}: "
+                          f"{err}); tracing the graph", stacklevel=3)
+    gm = trace(fn, inputs)
+    try:
+        data = graph_to_bytes(gm)
+        loaded = graph_from_bytes(data)  # what a later process loads
+    except Exception as err:  # an argument of a node that does not pickle: no cache
+        warnings.warn(f"graph cache: a traced graph could not be stored ({type(err).__name__}: "
+                      f"{err}); it is compiled without the cache", stacklevel=3)
+        return gm
+    try:
+        graph_cache.store(path, data)
+    except OSError as err:
+        warnings.warn(f"graph cache: could not store {path} ({err})", stacklevel=3)
+    return loaded
+
+
+class _Ref(tuple):
+    """An argument that is the output of the graph's node number ``self[0]``."""
+
+
+class _OpRef(tuple):
+    """An operator ``torch.ops.<namespace>.<name>.<overload>`` (they do not pickle)."""
+
+
+def graph_to_bytes(gm):
+    """``gm``'s graph as pickled plain data: each node's kind, name, target and arguments, and
+    the constant tensors by name. ``GraphModule``'s own pickle re-traces its code on loading and
+    names the constants differently from one load to the next, which AOTAutograd's cache sees as
+    another graph (a warm process then compiled the D update again, 3 s); ``graph_from_bytes``
+    builds ``gm``'s own code every time. (Renaming the nodes by position made Inductor's cold
+    compile of the faces functions 4 to 6 s slower, so the names are kept.)"""
+    index, nodes, constants = {}, [], []
+
+    def encode(a):
+        if isinstance(a, torch.fx.Node):
+            return _Ref((index[a],))
+        if isinstance(a, tuple):
+            return tuple(encode(x) for x in a)
+        if isinstance(a, list):
+            return [encode(x) for x in a]
+        if isinstance(a, dict):
+            return {k: encode(v) for k, v in a.items()}
+        if isinstance(a, slice):
+            return slice(encode(a.start), encode(a.stop), encode(a.step))
+        return a
+
+    for node in gm.graph.nodes:
+        target = node.target
+        if node.op == "get_attr":
+            constants.append((target, getattr(gm, target)))
+            target = len(constants) - 1
+        elif isinstance(target, torch._ops.OpOverload):
+            target = _OpRef((target.namespace, target._opname, target._overloadname))
+        index[node] = len(nodes)
+        nodes.append((node.op, node.name, target, encode(node.args), encode(node.kwargs)))
+    return pickle.dumps((nodes, constants), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def graph_from_bytes(data):
+    """The ``GraphModule`` that ``graph_to_bytes`` stored: the same nodes, names and code."""
+    nodes, constants = pickle.loads(data)
+    root, graph, built = torch.nn.Module(), torch.fx.Graph(), []
+
+    def decode(a):
+        if isinstance(a, _Ref):
+            return built[a[0]]
+        if isinstance(a, tuple):
+            return tuple(decode(x) for x in a)
+        if isinstance(a, list):
+            return [decode(x) for x in a]
+        if isinstance(a, dict):
+            return {k: decode(v) for k, v in a.items()}
+        if isinstance(a, slice):
+            return slice(decode(a.start), decode(a.stop), decode(a.step))
+        return a
+
+    for op, name, target, args, kwargs in nodes:
+        if op == "get_attr":
+            target, value = constants[target]
+            root.register_buffer(target, value)
+        elif isinstance(target, _OpRef):
+            namespace, opname, overload = target
+            target = getattr(getattr(getattr(torch.ops, namespace), opname), overload)
+        built.append(graph.create_node(op, target, decode(args), decode(kwargs), name=name))
+    return torch.fx.GraphModule(root, graph)
 
 
 def trace(fn, inputs):
@@ -109,11 +249,55 @@ def compile_graph(gm, inputs):
         return compile_fx(gm, list(inputs), config_patches=INDUCTOR_CONFIG)
 
 
-class FxFunction:
-    """The callable a ``FxPytorchLinker`` thunk runs: NumPy inputs in, NumPy outputs out."""
+_warm_up_thread = None
+_warm_up_lock = threading.Lock()
 
-    def __init__(self, fn, make_dynamo):
+
+def warm_up():
+    """Start, once per process, a background thread that compiles a tiny graph with Inductor:
+    the vector ISA probe and the header it precompiles then run while PyTensor builds the
+    graphs (see the module's docstring)."""
+    global _warm_up_thread
+    with _warm_up_lock:
+        if _warm_up_thread is None:
+            _warm_up_thread = threading.Thread(target=_compile_tiny_graph, daemon=True,
+                                               name="dcgan-inductor-warm-up")
+            _warm_up_thread.start()
+
+
+def _tiny(a):
+    return (torch.tanh(a) * 2.0,)
+
+
+def _compile_tiny_graph():
+    try:
+        from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+        # the probe first: it is mostly compilers and child processes, which leave the GIL to
+        # the main thread; the compile after it is Python (importing and lowering) until the
+        # header's compile
+        pick_vec_isa()
+        x = torch.zeros(64)
+        # symbolic_trace, not make_fx: a warm process loads its graphs and never needs make_fx
+        compile_graph(torch.fx.symbolic_trace(_tiny), [x])
+    except Exception:  # noqa: S110  the first real compile does this again and reports it
+        pass
+
+
+def wait_for_warm_up():
+    """Return once ``warm_up``'s thread, if one was started, has finished: tracing and compiling
+    use the dispatcher's and Inductor's global state, which that thread is using."""
+    if _warm_up_thread is not None:
+        _warm_up_thread.join()
+
+
+class FxFunction:
+    """The callable a ``FxPytorchLinker`` thunk runs: NumPy inputs in, NumPy outputs out.
+    ``digest``: the graph's ``graph_digest``, under which its traces are cached (None: not)."""
+
+    def __init__(self, fn, make_dynamo, digest=None):
         self.fn = fn
+        self.digest = digest
         self._make_dynamo = make_dynamo  # -> PyTensor's torch.compile wrapper
         self._dynamo = None
         self.compiled = {}  # input signature -> Inductor's compiled graph
@@ -135,8 +319,9 @@ class FxFunction:
             return self.dynamo(*inputs)
         compiled = self.compiled.get(sig)
         if compiled is None:
+            wait_for_warm_up()
             try:
-                gm = trace(self.fn, tensors)
+                gm = traced_graph(self.fn, tensors, self.digest)
             except HostValueError as e:
                 self.host_value_reason = str(e).splitlines()[0] if str(e) else type(e).__name__
                 warnings.warn("PyTorch backend: this graph reads tensor values in Python "
