@@ -18,27 +18,32 @@ by ``torch.compile`` as PyTensor does, with a warning that says so.
 The generated function and the functors are PyTensor's; the numbers are the same as through
 torch.compile (tests/test_pytorch_linker.py compares them).
 
-Two things shorten a compile beyond that, both measured on the faces training functions at
-ngf = ndf = 64 on 2 cores:
+Two things shorten a compile beyond that, both measured on the faces training functions on
+2 cores:
 
 - The traced FX graph is stored beside the rewritten PyTensor graphs (lib/graph_cache.py), keyed
   on the rewritten graph, the input signature and the code that traces it; a warm process loads
-  it (0.14 s for the G update's 1,172 nodes) instead of tracing (0.5 s). Cold and warm processes
+  it (0.14 s for the G update's 1,172 nodes at ngf = ndf = 64) instead of tracing (0.5 s). Cold and warm processes
   compile the same loaded graph, so Inductor's caches, keyed on the graph's code, are hit.
 - Inductor's first compile in a process probes the CPU's vector ISA (compiling test programs,
   then loading each in a child Python) and precompiles the C++ wrapper's header: about 10 s
   from empty caches (the header is kept per machine, in $TMPDIR/torchinductor_<user>), 1 s
-  from full ones, nearly all of it in child processes. Making the linker (``get_mode``) starts
-  ``warm_up()``, which does this in a background thread while PyTensor builds the graphs; the
-  first trace waits for it. The probe comes first: the thread's compile after it is Python
-  (importing and lowering), which shares the GIL with the building. From empty caches this
-  took about 3 s off the faces functions' compile at ngf = ndf = 64; from full ones nothing
-  measurable, the building and the thread being Python both.
+  from full ones, nearly all of it in compilers and child processes. Making the linker
+  (``get_mode``) starts ``warm_up()``: a child process compiles a tiny graph, which builds the
+  ISA programs and the header (once per Inductor cache: it leaves a marker), and a thread
+  probes the ISA for this process, both while PyTensor builds the graphs. A child, not a
+  thread, because compiling is Python that would share the GIL with the building and Inductor's
+  global state with this process's own compiles, so that the first compile would have to wait
+  for it (10 s at paper scale); the first compile waits on the header's file lock instead, if
+  it gets there first. Cold, paper scale: the first call of the G update 28.4 -> 21.0 s.
 """
 import hashlib
 import pickle
+import subprocess
+import sys
 import threading
 import warnings
+from pathlib import Path
 
 import torch
 from pytensor.link.pytorch.dispatch import pytorch_typify
@@ -255,43 +260,73 @@ def compile_graph(gm, inputs):
 
 
 _warm_up_thread = None
+_warm_up_child = None  # the warm-up's child process (subprocess.Popen), if one was started
 _warm_up_lock = threading.Lock()
+
+# The child's program: a tiny graph through Inductor's C++ wrapper, for the header it
+# precompiles (and the vector ISA programs it builds), then the marker that it was done.
+_WARM_UP_PROGRAM = """
+import pathlib, sys, torch
+from torch._inductor.compile_fx import compile_fx
+def tiny(a):
+    return (torch.tanh(a) * 2.0,)
+compile_fx(torch.fx.symbolic_trace(tiny), [torch.zeros(64)], config_patches=%r)
+pathlib.Path(sys.argv[1]).touch()
+"""
+
+
+def _warm_up_marker():
+    """The file the warm-up's child leaves in Inductor's cache directory when it is done."""
+    import getpass
+    import os
+    import tempfile
+
+    directory = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), "torchinductor_" + getpass.getuser().replace("/", "_"))
+    return Path(directory) / f"dcgan-warm-up-{torch.__version__}-{hash_text(INDUCTOR_CONFIG)}"
+
+
+def hash_text(obj):
+    return hashlib.sha256(repr(obj).encode()).hexdigest()[:12]
 
 
 def warm_up():
-    """Start, once per process, a background thread that compiles a tiny graph with Inductor:
-    the vector ISA probe and the header it precompiles then run while PyTensor builds the
-    graphs (see the module's docstring)."""
-    global _warm_up_thread
+    """Start, once per process, what a first Inductor compile does whatever the graph (see the
+    module's docstring): a child process that compiles a tiny graph, unless one already did with
+    these caches, for the precompiled header; and a thread that probes the CPU's vector ISA,
+    which this process needs itself."""
+    global _warm_up_thread, _warm_up_child
     with _warm_up_lock:
-        if _warm_up_thread is None:
-            _warm_up_thread = threading.Thread(target=_compile_tiny_graph, daemon=True,
-                                               name="dcgan-inductor-warm-up")
-            _warm_up_thread.start()
+        if _warm_up_thread is not None:
+            return
+        marker = _warm_up_marker()
+        if not marker.exists():
+            try:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                _warm_up_child = subprocess.Popen(
+                    [sys.executable, "-c", _WARM_UP_PROGRAM % (INDUCTOR_CONFIG,), str(marker)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
+            except OSError:  # the first real compile does the same work
+                pass
+        _warm_up_thread = threading.Thread(target=_probe_vec_isa, daemon=True,
+                                           name="dcgan-inductor-warm-up")
+        _warm_up_thread.start()
 
 
-def _tiny(a):
-    return (torch.tanh(a) * 2.0,)
-
-
-def _compile_tiny_graph():
+def _probe_vec_isa():
     try:
         from torch._inductor.cpu_vec_isa import pick_vec_isa
 
-        # the probe first: it is mostly compilers and child processes, which leave the GIL to
-        # the main thread; the compile after it is Python (importing and lowering) until the
-        # header's compile
-        pick_vec_isa()
-        x = torch.zeros(64)
-        # symbolic_trace, not make_fx: a warm process loads its graphs and never needs make_fx
-        compile_graph(torch.fx.symbolic_trace(_tiny), [x])
+        pick_vec_isa()  # compilers and child processes: the GIL is left to the main thread
     except Exception:  # noqa: S110  the first real compile does this again and reports it
         pass
 
 
 def wait_for_warm_up():
-    """Return once ``warm_up``'s thread, if one was started, has finished: tracing and compiling
-    use the dispatcher's and Inductor's global state, which that thread is using."""
+    """Return once ``warm_up``'s thread, if one was started, has finished (tracing and compiling
+    read the ISA it picks). The child process is not waited for: a compile that needs its header
+    waits on the header's file lock, and uses it."""
     if _warm_up_thread is not None:
         _warm_up_thread.join()
 
