@@ -23,8 +23,9 @@ Two things shorten a compile beyond that, both measured on the faces training fu
 
 - The traced FX graph is stored beside the rewritten PyTensor graphs (lib/graph_cache.py), keyed
   on the rewritten graph, the input signature and the code that traces it; a warm process loads
-  it (0.14 s for the G update's 1,172 nodes at ngf = ndf = 64) instead of tracing (0.5 s). Cold and warm processes
-  compile the same loaded graph, so Inductor's caches, keyed on the graph's code, are hit.
+  it (0.14 s for the G update's 1,172 nodes at ngf = ndf = 64) instead of tracing (0.5 s).
+  Cold and warm processes compile the same loaded graph, so Inductor's caches, keyed on the
+  graph's code, are hit.
 - Inductor's first compile in a process probes the CPU's vector ISA (compiling test programs,
   then loading each in a child Python) and precompiles the C++ wrapper's header: about 10 s
   from empty caches (the header is kept per machine, in $TMPDIR/torchinductor_<user>), 1 s
