@@ -113,9 +113,9 @@ class HostValueError(Exception):
 
 
 def traced_graph(fn, inputs, digest):
-    """``trace(fn, inputs)`` through the disk cache: the graph pickled and loaded again, so that
-    a process that traces and one that loads compile the same code. ``digest``: ``fn``'s
-    ``graph_digest``; None traces without the cache."""
+    """``trace(fn, inputs)`` through the disk cache: the graph stored (``graph_to_bytes``) and
+    loaded again, so that a process that traces and one that loads compile the same code.
+    ``digest``: ``fn``'s ``graph_digest``; None traces without the cache."""
     from lib import graph_cache
 
     if digest is None:
@@ -284,10 +284,10 @@ def _warm_up_marker():
 
     directory = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
         tempfile.gettempdir(), "torchinductor_" + getpass.getuser().replace("/", "_"))
-    return Path(directory) / f"dcgan-warm-up-{torch.__version__}-{hash_text(INDUCTOR_CONFIG)}"
+    return Path(directory) / f"dcgan-warm-up-{torch.__version__}-{_hash_text(INDUCTOR_CONFIG)}"
 
 
-def hash_text(obj):
+def _hash_text(obj):
     return hashlib.sha256(repr(obj).encode()).hexdigest()[:12]
 
 
