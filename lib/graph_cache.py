@@ -62,7 +62,7 @@ def cache_dir():
 
 
 @cache
-def code_digest():
+def _code_digest():
     """The versions and lib/'s source: rewrites and Ops' code are part of a cached graph."""
     h = hashlib.sha256(f"{FORMAT} {sys.version} {pytensor.__version__}".encode())
     for path in sorted(LIB.rglob("*")):
@@ -156,26 +156,20 @@ def _dumps(variables, inputs, for_key=False):
     return buf.getvalue()
 
 
-def graph_bytes(variables, inputs):
-    """The graph computing ``variables`` from ``inputs`` as bytes to hash: the same for the same
-    Ops, constants and connections in any process."""
-    return _dumps(variables, inputs, for_key=True)
-
-
 def _loads(data, inputs):
     return _Unpickler(io.BytesIO(data), inputs).load()
 
 
 def graph_key(fgraph, input_specs, output_specs, mode):
     """The cache key of ``fgraph`` (before rewriting) compiled with ``mode``."""
-    h = hashlib.sha256(code_digest().encode())
+    h = hashlib.sha256(_code_digest().encode())
     h.update(_query_text(mode).encode())
     # the input types, and the specs that decide the in-place and copy rewrites
     h.update(repr([(str(v.type), getattr(v.type, "shape", None)) for v in fgraph.inputs]).encode())
     h.update(repr([(s.mutable, s.borrow, s.update is not None) for s in input_specs]).encode())
     h.update(repr([s.borrow for s in output_specs]).encode())
     h.update(repr(sorted(fgraph.update_mapping.items())).encode())
-    h.update(graph_bytes(fgraph.outputs, fgraph.inputs))
+    h.update(_dumps(fgraph.outputs, fgraph.inputs, for_key=True))
     return h.hexdigest()
 
 
