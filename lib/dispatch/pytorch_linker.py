@@ -145,8 +145,13 @@ def traced_graph(fn, inputs, digest):
     return loaded
 
 
-class _Ref(tuple):
-    """An argument that is the output of the graph's node number ``self[0]``."""
+class _Ref:
+    """An argument that is the output of the graph's node number ``i``."""
+
+    __slots__ = ("i",)
+
+    def __init__(self, i):
+        self.i = i
 
 
 class _OpRef(tuple):
@@ -161,20 +166,6 @@ def graph_to_bytes(gm):
     builds ``gm``'s own code every time. (Renaming the nodes by position made Inductor's cold
     compile of the faces functions 4 to 6 s slower, so the names are kept.)"""
     index, nodes, constants = {}, [], []
-
-    def encode(a):
-        if isinstance(a, torch.fx.Node):
-            return _Ref((index[a],))
-        if isinstance(a, tuple):
-            return tuple(encode(x) for x in a)
-        if isinstance(a, list):
-            return [encode(x) for x in a]
-        if isinstance(a, dict):
-            return {k: encode(v) for k, v in a.items()}
-        if isinstance(a, slice):
-            return slice(encode(a.start), encode(a.stop), encode(a.step))
-        return a
-
     for node in gm.graph.nodes:
         target = node.target
         if node.op == "get_attr":
@@ -183,7 +174,9 @@ def graph_to_bytes(gm):
         elif isinstance(target, torch._ops.OpOverload):
             target = _OpRef((target.namespace, target._opname, target._overloadname))
         index[node] = len(nodes)
-        nodes.append((node.op, node.name, target, encode(node.args), encode(node.kwargs)))
+        args, kwargs = (torch.fx.node.map_arg(a, lambda n: _Ref(index[n]))
+                        for a in (node.args, node.kwargs))
+        nodes.append((node.op, node.name, target, args, kwargs))
     return pickle.dumps((nodes, constants), protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -193,17 +186,7 @@ def graph_from_bytes(data):
     root, graph, built = torch.nn.Module(), torch.fx.Graph(), []
 
     def decode(a):
-        if isinstance(a, _Ref):
-            return built[a[0]]
-        if isinstance(a, tuple):
-            return tuple(decode(x) for x in a)
-        if isinstance(a, list):
-            return [decode(x) for x in a]
-        if isinstance(a, dict):
-            return {k: decode(v) for k, v in a.items()}
-        if isinstance(a, slice):
-            return slice(decode(a.start), decode(a.stop), decode(a.step))
-        return a
+        return torch.fx.node.map_aggregate(a, lambda x: built[x.i] if isinstance(x, _Ref) else x)
 
     for op, name, target, args, kwargs in nodes:
         if op == "get_attr":
@@ -284,11 +267,8 @@ def _warm_up_marker():
 
     directory = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
         tempfile.gettempdir(), "torchinductor_" + getpass.getuser().replace("/", "_"))
-    return Path(directory) / f"dcgan-warm-up-{torch.__version__}-{_hash_text(INDUCTOR_CONFIG)}"
-
-
-def _hash_text(obj):
-    return hashlib.sha256(repr(obj).encode()).hexdigest()[:12]
+    options = hashlib.sha256(repr(INDUCTOR_CONFIG).encode()).hexdigest()[:12]
+    return Path(directory) / f"dcgan-warm-up-{torch.__version__}-{options}"
 
 
 def warm_up():
