@@ -243,14 +243,80 @@ def test_warm_up_probes_in_a_thread_and_compiles_in_a_child(backend_name, tmp_pa
                               child=child is not None, marker=L._warm_up_marker().exists(),
                               isa=cpu_vec_isa.valid_vec_isa_list.cache_info().currsize)))
     """)
-    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
+    (tmp_path / "tmp").mkdir()
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"),
+               TMPDIR=str(tmp_path / "tmp"))  # where Inductor keeps the headers it precompiles
     runs = [json.loads(subprocess.run([sys.executable, "-c", script], env=env, check=True,
                                       capture_output=True, text=True).stdout.splitlines()[-1])
             for _ in range(2)]
     assert runs[0] == dict(daemon=True, alive=False, once=True, rc=0, child=True, marker=True,
                            isa=1)
     assert runs[1] == dict(runs[0], rc=None, child=False)
-    assert list((tmp_path / "inductor").rglob("*.so"))  # the child compiled
+    # the wrapper's header and the kernels' header, precompiled; the tiny module not compiled
+    assert len(list((tmp_path / "tmp").rglob("precompiled_headers/*.h.[gp]ch"))) == 2
+    assert list((tmp_path / "inductor").rglob("*.main.cpp"))
+    assert not list((tmp_path / "inductor").rglob("*.main.o"))
+
+
+class _Unit:
+    """A stand-in for Inductor's ``CppBuilder``: ``build`` runs ``work``, then writes the
+    target file."""
+
+    def __init__(self, path, work=lambda: None):
+        self.path, self.work, self.built = path, work, 0
+
+    def get_target_file_path(self):
+        return str(self.path)
+
+    def build(self):
+        self.work()
+        self.built += 1
+        self.path.write_text("built")
+
+
+def test_compile_units_are_built_at_once_then_linked(backend_name, tmp_path):
+    """The wrapper's and the kernels' compile units are built side by side (each waits at a
+    barrier for the other: built one after the other, they would time out), then linked; the
+    linker installs this as Inductor's module compiler."""
+    import threading
+
+    from lib.dispatch import pytorch_linker as L
+    from torch._inductor import codecache
+
+    barrier = threading.Barrier(2, timeout=20)
+    main, kernels = _Unit(tmp_path / "a.main.o", barrier.wait), _Unit(tmp_path / "a.opt.o",
+                                                                       barrier.wait)
+    link = _Unit(tmp_path / "a.so", lambda: [main.path.read_text(), kernels.path.read_text()])
+    L._compile_units(str(tmp_path / "a.lock"), (main, kernels, link))
+    assert (main.built, kernels.built, link.built) == (1, 1, 1)
+    L._compile_units(str(tmp_path / "a.lock"), (main, kernels, link))  # all there: nothing
+    assert (main.built, kernels.built, link.built) == (1, 1, 1)
+
+    L._use_compile_units()
+    assert codecache._worker_compile_cpp is L._compile_units
+
+
+def test_compile_units_skip_what_exists_and_raise_compiler_errors(backend_name, tmp_path):
+    from lib.dispatch import pytorch_linker as L
+
+    one = _Unit(tmp_path / "header.gch")
+    L._compile_units(str(tmp_path / "h.lock"), (one,))
+    assert one.built == 1
+
+    main, kernels = _Unit(tmp_path / "b.main.o"), _Unit(tmp_path / "b.opt.o")
+    kernels.path.write_text("built earlier")
+    link = _Unit(tmp_path / "b.so")
+    L._compile_units(str(tmp_path / "b.lock"), (main, kernels, link))
+    assert (main.built, kernels.built, link.built) == (1, 0, 1)
+
+    def error():
+        raise RuntimeError("g++: error: x.cpp: 1: expected ';'")
+
+    broken, fine, link = (_Unit(tmp_path / "c.main.o", error), _Unit(tmp_path / "c.opt.o"),
+                          _Unit(tmp_path / "c.so"))
+    with pytest.raises(RuntimeError, match="expected ';'"):
+        L._compile_units(str(tmp_path / "c.lock"), (broken, fine, link))
+    assert link.built == 0
 
 
 def test_warm_up_errors_are_left_to_the_real_compile(backend_name, monkeypatch):

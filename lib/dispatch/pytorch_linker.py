@@ -18,7 +18,7 @@ by ``torch.compile`` as PyTensor does, with a warning that says so.
 The generated function and the functors are PyTensor's; the numbers are the same as through
 torch.compile (tests/test_pytorch_linker.py compares them).
 
-Two things shorten a compile beyond that, both measured on the faces training functions on
+Three things shorten a compile beyond that, all measured on the faces training functions on
 2 cores:
 
 - The traced FX graph is stored beside the rewritten PyTensor graphs (lib/graph_cache.py), keyed
@@ -27,16 +27,21 @@ Two things shorten a compile beyond that, both measured on the faces training fu
   Cold and warm processes compile the same loaded graph, so Inductor's caches, keyed on the
   graph's code, are hit.
 - Inductor's first compile in a process probes the CPU's vector ISA (compiling test programs,
-  then loading each in a child Python) and precompiles the C++ wrapper's header: about 10 s
-  from empty caches (the header is kept per machine, in $TMPDIR/torchinductor_<user>), 1 s
-  from full ones, nearly all of it in compilers and child processes. Making the linker
-  (``get_mode``) starts ``warm_up()``: a child process compiles a tiny graph, which builds the
-  ISA programs and the header (once per Inductor cache: it leaves a marker), and a thread
-  probes the ISA for this process, both while PyTensor builds the graphs. A child, not a
-  thread, because compiling is Python that would share the GIL with the building and Inductor's
-  global state with this process's own compiles, so that the first compile would have to wait
-  for it (10 s at paper scale); the first compile waits on the header's file lock instead, if
-  it gets there first. Cold, paper scale: the first call of the G update 28.4 -> 21.0 s.
+  then loading each in a child Python) and precompiles two headers, the C++ wrapper's and the
+  kernels': about 14 s from empty caches (the headers are kept per machine, in
+  $TMPDIR/torchinductor_<user>), 1 s from full ones, nearly all of it in compilers and child
+  processes. Making the linker (``get_mode``) starts ``warm_up()``: a child process starts
+  compiling a tiny graph, which builds the ISA programs and then both headers at once (once per
+  Inductor cache: it leaves a marker), and a thread probes the ISA for this process, both while
+  PyTensor builds the graphs. A child, not a thread, because compiling is Python that would
+  share the GIL with the building and Inductor's global state with this process's own
+  compiles, so that the first compile would have to wait for it (10 s at paper scale); the
+  first compile waits on a header's file lock instead, if it gets there first. Cold, paper
+  scale: the first call of the G update 28.4 -> 21.0 s.
+- Each graph's module is two compile units, the wrapper's (at -O1) and the kernels' (at -O3),
+  compiled at once by ``_compile_units``, where Inductor compiles one unit at -O3, or two one
+  after the other. Cold, ngf = ndf = 64: the build and the three first calls 37 -> 33 s (G's
+  and D's compiler runs 6 -> 4 s each).
 """
 import hashlib
 import pickle
@@ -101,11 +106,13 @@ def _signature(inputs):
     return tuple(sig)
 
 
-# Inductor's C++ wrapper: the graph's kernels and the code calling them in one C++ module, built
-# by one compiler run, instead of a Python wrapper and one module per kernel. Compiling the faces
-# training functions at ngf = ndf = 64 from empty caches on 2 cores: 62 s -> 38 s (G 34 -> 23 s,
-# D 26 -> 11 s); the updates run at the same speed (0.39 / 0.45 s).
-INDUCTOR_CONFIG = {"cpp_wrapper": True}
+# Inductor's C++ wrapper: the graph's kernels and the code calling them in one C++ module,
+# instead of a Python wrapper and one module per kernel. Compiling the faces training functions
+# at ngf = ndf = 64 from empty caches on 2 cores: 62 s -> 38 s (G 34 -> 23 s, D 26 -> 11 s); the
+# updates run at the same speed (0.39 / 0.45 s). Built separately, the wrapper's code (calls into
+# aten) is compiled at -O1 and the kernels at -O3, as two compile units, which
+# ``_compile_units`` runs at once: the G update's g++ 7 s -> 4 s, updates at the same speed.
+INDUCTOR_CONFIG = {"cpp_wrapper": True, "cpp_wrapper_build_separate": True}
 
 
 class HostValueError(Exception):
@@ -226,6 +233,41 @@ def trace(fn, inputs):
     return gm
 
 
+def _compile_units(lock_path, cpp_builders):
+    """Inductor's ``codecache._worker_compile_cpp``, with the compile units built at once.
+
+    Inductor builds a module as a sequence: with ``cpp_wrapper_build_separate``, the wrapper's
+    unit, the kernels' unit, then the link. The two units do not depend on each other, so here
+    they are compiled side by side, each compiler in its own thread (the GIL is released while
+    it runs), then linked. Each step is skipped when its output exists, as Inductor does."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from torch._inductor.codecache import LOCK_TIMEOUT
+    from torch.utils._filelock import FileLock
+
+    *units, last = cpp_builders
+    with FileLock(lock_path, timeout=LOCK_TIMEOUT):
+        todo = [b for b in units if not os.path.exists(b.get_target_file_path())]
+        if len(todo) > 1:
+            with ThreadPoolExecutor(len(todo), thread_name_prefix="dcgan-g++") as pool:
+                for future in [pool.submit(b.build) for b in todo]:
+                    future.result()  # the first compiler error, if any, as Inductor raises it
+        else:
+            for builder in todo:
+                builder.build()
+        if not os.path.exists(last.get_target_file_path()):
+            last.build()
+
+
+def _use_compile_units():
+    """Install ``_compile_units`` as Inductor's module compiler (``load_async`` looks it up at
+    each call)."""
+    from torch._inductor import codecache
+
+    codecache._worker_compile_cpp = _compile_units
+
+
 def compile_graph(gm, inputs):
     """Inductor's compiled ``gm`` for ``inputs``, through its FX graph and AOTAutograd caches."""
     from torch._guards import TracingContext, tracing
@@ -233,6 +275,7 @@ def compile_graph(gm, inputs):
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
+    _use_compile_units()
     fake_mode = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
     # The example inputs are made fake here, with static shapes: given real tensors, AOTAutograd
     # gives them symbolic sizes from the ShapeEnv and Inductor compiles for any shape (slower:
@@ -247,14 +290,35 @@ _warm_up_thread = None
 _warm_up_child = None  # the warm-up's child process (subprocess.Popen), if one was started
 _warm_up_lock = threading.Lock()
 
-# The child's program: a tiny graph through Inductor's C++ wrapper, for the header it
+# The child's program: a tiny graph through Inductor's C++ wrapper, for the headers it
 # precompiles (and the vector ISA programs it builds), then the marker that it was done.
+# Inductor builds the wrapper's header and the kernels' header one after the other, then the
+# module; here each header is built in a thread of its own, both at once, and the tiny module is
+# not compiled at all (it would only compete for the cores with the parent's first compile).
 _WARM_UP_PROGRAM = """
-import pathlib, sys, torch
+import os, pathlib, sys, threading, torch
+from torch._inductor import codecache
 from torch._inductor.compile_fx import compile_fx
+build, headers = codecache._worker_compile_cpp, []
+class HeadersStarted(Exception):
+    pass
+def build_headers(lock_path, cpp_builders):
+    if os.path.dirname(lock_path) != codecache._HEADER_LOCK_DIR:
+        raise HeadersStarted  # the tiny module: not needed
+    headers.append(threading.Thread(target=build, args=(lock_path, cpp_builders)))
+    headers[-1].start()
+codecache._worker_compile_cpp = build_headers
 def tiny(a):
     return (torch.tanh(a) * 2.0,)
-compile_fx(torch.fx.symbolic_trace(tiny), [torch.zeros(64)], config_patches=%r)
+try:
+    compile_fx(torch.fx.symbolic_trace(tiny), [torch.zeros(64)], config_patches=%r)
+except Exception as err:
+    while err is not None and not isinstance(err, HeadersStarted):
+        err = err.__cause__ or err.__context__
+    if err is None:
+        raise
+for thread in headers:
+    thread.join()
 pathlib.Path(sys.argv[1]).touch()
 """
 
