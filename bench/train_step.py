@@ -148,6 +148,27 @@ def _measure(fns, repeats):
     return first, warmup, samples
 
 
+def interleaved(ours, theirs, repeats):
+    """Ours against eager PyTorch in one process: ``ours`` and ``theirs`` {name: (f, args)}
+    with the same names, in rounds of calls that alternate ours, theirs (theirs first on every
+    other round): two rounds to warm up, then ``repeats`` timed ones. The ratio of the medians by
+    name: a comparison that the machine's drift between processes does not move."""
+    samples = {name: ([], []) for name in ours}
+    for i in range(2 + repeats):
+        for name in ours:
+            pair = [(0, ours[name]), (1, theirs[name])]
+            for side, (f, args) in (pair if i % 2 == 0 else pair[::-1]):
+                seconds = _timed(f, *args)[0]
+                if i >= 2:  # after the two warm-up rounds
+                    samples[name][side].append(seconds)
+    out = {}
+    for name, (a, b) in samples.items():
+        out[name] = dict(ours_s=float(np.median(a)), torch_s=float(np.median(b)),
+                         ratio=float(np.median(a) / np.median(b)), ours_samples_s=a,
+                         torch_samples_s=b)
+    return out
+
+
 def _summary(first, warmup, samples, nbatch, result):
     steady = {name: float(np.median(s)) for name, s in samples.items()}
     result.update(
@@ -188,6 +209,17 @@ def worker_pytensor(backend, nf, nbatch, repeats, phase):
     _summary(first, warmup, samples, nbatch, result)
     costs = np.asarray(_train_g(X, Z), dtype=np.float64)
     result.update(costs_finite=bool(np.all(np.isfinite(costs))), peak_rss_mb=_peak_rss_mb())
+    # Only for the PyTorch backend: the same runtime as eager PyTorch's (ATen, its OpenMP
+    # threads). Alternating with another backend would put two thread pools, each spinning
+    # for a while after its calls, in one process.
+    if backend == "pytorch":
+        from bench.torch_reference import Reference
+
+        ref = Reference([p.get_value() for p in gen_params],
+                        [p.get_value() for p in discrim_params])
+        theirs = {"g_update": (ref.train_g, (X, Z)), "d_update": (ref.train_d, (X, Z)),
+                  "gen": (ref.gen, (Z,))}
+        result["interleaved"] = interleaved(calls, theirs, repeats)
     return result
 
 
@@ -341,6 +373,16 @@ def table(report):
             f"{r['gen_images_per_s']:>9.0f} {_fmt(r.get('compile_cold_s'), '>7.1f')} "
             f"{_fmt(r.get('compile_warm_s'), '>7.1f')} {r['peak_rss_mb']:>7.0f} "
             f"{_fmt(f64, '>4d')} {r['g_roofline_pct']:>5.0f}% {r['d_roofline_pct']:>5.0f}%")
+    for name, r in res.items():
+        if "interleaved" in r:
+            i = r["interleaved"]
+            lines.append(
+                f"{name} and eager PyTorch alternating in one process, median of "
+                f"{len(i['g_update']['ours_samples_s'])} calls each: G "
+                f"{i['g_update']['ours_s']:.3f} / {i['g_update']['torch_s']:.3f} s = "
+                f"{i['g_update']['ratio']:.2f}x, D {i['d_update']['ours_s']:.3f} / "
+                f"{i['d_update']['torch_s']:.3f} s = {i['d_update']['ratio']:.2f}x, gen "
+                f"{i['gen']['ratio']:.2f}x the time")
     return "\n".join(lines)
 
 

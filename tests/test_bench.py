@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 import faces.train_uncond_dcgan as faces_model  # noqa: E402
 from bench import torch_reference  # noqa: E402
 from bench.torch_reference import Reference  # noqa: E402
+from bench import train_step  # noqa: E402
 from bench.train_step import conv_op_counts, flop_model  # noqa: E402
 from lib import rng  # noqa: E402
 from lib.backend import get_mode  # noqa: E402
@@ -142,19 +143,19 @@ def _run_bench(tmp_path, *flags):
             assert r[key] > 0, (name, key)
         assert r["costs_finite"]
         assert name in proc.stdout
-    return report
+    return report, proc.stdout
 
 
 def test_bench_driver_runs(tmp_path):
     """The driver, its subprocess, the JSON and the table, with eager PyTorch only (quick)."""
-    report = _run_bench(tmp_path, "--backends=none")
+    report, _ = _run_bench(tmp_path, "--backends=none")
     assert list(report["results"]) == ["torch-eager"]
 
 
 @pytest.mark.slow  # cold Numba compiles and the Python backend: minutes on 2 cores
 def test_bench_runs_end_to_end(tmp_path):
     """Every column of the tiny scale's default backends: Python and Numba."""
-    report = _run_bench(tmp_path)
+    report, _ = _run_bench(tmp_path)
     assert list(report["results"]) == ["torch-eager", "python", "numba"]
     for name, r in report["results"].items():
         if name != "torch-eager":
@@ -163,3 +164,46 @@ def test_bench_runs_end_to_end(tmp_path):
             assert r["float64_count"] == dict(g_update=0, d_update=0, gen=0), \
                 r["float64_examples"]
             assert r["flop_model_matches_graph"], r["conv_ops"]
+
+
+def test_interleaved_alternates_and_drops_the_warm_up_rounds(monkeypatch):
+    """Calls alternate ours, theirs by name, theirs first on every other round; the two warm-up
+    rounds are not timed; the ratio is of the medians. A fake clock: each call takes the
+    seconds its function is given, plus 10 s on a warm-up round (which must not count)."""
+    calls = []
+
+    def timed(f, *args):
+        calls.append(f.__name__)
+        return f() + (10. if len(calls) <= 2 * 4 else 0.), None  # 4 calls a round
+
+    def fn(name, seconds):
+        f = lambda: seconds  # noqa: E731
+        f.__name__ = name
+        return f
+
+    monkeypatch.setattr(train_step, "_timed", timed)
+    ours = {"g_update": (fn("ours_g", 1.0), ()), "gen": (fn("ours_gen", 3.0), ())}
+    theirs = {"g_update": (fn("torch_g", 2.0), ()), "gen": (fn("torch_gen", 2.0), ())}
+    out = train_step.interleaved(ours, theirs, repeats=3)
+    rounds = [calls[i:i + 4] for i in range(0, len(calls), 4)]
+    assert len(rounds) == 5
+    assert rounds[0] == rounds[2] == rounds[4] == ["ours_g", "torch_g", "ours_gen", "torch_gen"]
+    assert rounds[1] == rounds[3] == ["torch_g", "ours_g", "torch_gen", "ours_gen"]
+    assert out["g_update"]["ours_samples_s"] == [1.0, 1.0, 1.0]
+    assert (out["g_update"]["ours_s"], out["g_update"]["torch_s"]) == (1.0, 2.0)
+    assert out["g_update"]["ratio"] == 0.5 and out["gen"]["ratio"] == 1.5
+
+
+@pytest.mark.slow  # the PyTorch backend's cold compile: about a minute on 2 cores
+def test_bench_pytorch_backend_alternates_with_eager_pytorch(tmp_path):
+    """On the PyTorch backend the worker also times ours and eager PyTorch alternating in one
+    process, and the table says so."""
+    report, stdout = _run_bench(tmp_path, "--backends=pytorch")
+    r = report["results"]["pytorch"]
+    for name in ("g_update", "d_update", "gen"):
+        i = r["interleaved"][name]
+        assert len(i["ours_samples_s"]) == len(i["torch_samples_s"]) == 1  # tiny: 1 repeat
+        assert i["ours_s"] > 0 and i["torch_s"] > 0
+        assert i["ratio"] == pytest.approx(i["ours_s"] / i["torch_s"])
+    assert "interleaved" not in report["results"]["torch-eager"]
+    assert "pytorch and eager PyTorch alternating in one process, median of 1 calls" in stdout

@@ -328,3 +328,27 @@ def test_warm_up_errors_are_left_to_the_real_compile(backend_name, monkeypatch):
 
     monkeypatch.setattr(cpu_vec_isa, "pick_vec_isa", broken)
     L._probe_vec_isa()  # returns quietly
+
+
+def test_graphs_with_conv_gradients_compile_without_layout_optimisation(backend_name):
+    """Inductor's channels-last layout optimisation is off for a graph that computes a conv's
+    weight gradient (the training updates: faster without it) and on for a forward-only graph
+    (sampling: faster with it); the other options are the linker's for both."""
+    import torch
+    import torch.nn.functional as F
+
+    from lib.dispatch import pytorch_linker as L
+
+    x, w = torch.randn(2, 3, 8, 8), torch.randn(4, 3, 3, 3)
+
+    def forward(x, w):
+        return (F.conv2d(x, w, padding=1),)
+
+    def weight_gradient(x, w):
+        y = F.conv2d(x, w, padding=1)
+        return (torch.ops.aten.convolution_backward(
+            y, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [False, True, False])[1],)
+
+    assert L.inductor_config(L.trace(forward, [x, w])) == L.INDUCTOR_CONFIG
+    assert L.inductor_config(L.trace(weight_gradient, [x, w])) == dict(
+        L.INDUCTOR_CONFIG, layout_optimization=False)

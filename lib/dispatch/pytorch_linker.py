@@ -115,6 +115,23 @@ def _signature(inputs):
 INDUCTOR_CONFIG = {"cpp_wrapper": True, "cpp_wrapper_build_separate": True}
 
 
+def inductor_config(gm):
+    """``INDUCTOR_CONFIG`` for graph ``gm``: without Inductor's layout optimisation when the
+    graph computes convolution gradients.
+
+    The optimisation stores a conv-heavy graph's activations and kernels channels-last. Timed
+    in one process, calls alternating, on 2 AVX-512 cores: the faces G and D updates ran 5.7%
+    and 7.5% faster without it at ngf = ndf = 64 (0.365 / 0.407 against 0.387 / 0.440 s), and
+    at the same speed at ngf = ndf = 128 (3.74 / 4.22 against 3.75 / 4.27 s), but sampling,
+    which has no gradients, ran 8% and 18% slower without it. So it stays for graphs without
+    ``convolution_backward``."""
+    config = dict(INDUCTOR_CONFIG)
+    if any(node.target is torch.ops.aten.convolution_backward.default
+           for node in gm.graph.nodes):
+        config["layout_optimization"] = False
+    return config
+
+
 class HostValueError(Exception):
     """The graph's Python code read a tensor's value while being traced on fake tensors."""
 
@@ -283,7 +300,7 @@ def compile_graph(gm, inputs):
     # make_fx carries static fake inputs itself, but a graph loaded from the cache does not.
     with torch.no_grad(), tracing(TracingContext(fake_mode)):
         fakes = [fake_mode.from_tensor(x, static_shapes=True) for x in inputs]
-        return compile_fx(gm, fakes, config_patches=INDUCTOR_CONFIG)
+        return compile_fx(gm, fakes, config_patches=inductor_config(gm))
 
 
 _warm_up_thread = None
