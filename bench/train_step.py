@@ -195,10 +195,11 @@ def worker_pytensor(backend, nf, nbatch, repeats, phase):
     result = dict(backend=backend, describe=describe_mode(backend), phase=phase, build_s=build_s,
                   compiledir=str(_compiledir()))
     calls = {"g_update": (_train_g, (X, Z)), "d_update": (_train_d, (X, Z)), "gen": (_gen, (Z,))}
-    if phase == "warm":  # the compile, and the first two calls (lazy backends compile there)
-        first = {name: _timed(f, *args)[0] for name, (f, args) in calls.items()}
-        warmup = {name: _timed(f, *args)[0] for name, (f, args) in calls.items()}
-        result.update(first_call_s=first, warmup_call_s=warmup, peak_rss_mb=_peak_rss_mb())
+    if phase == "warm":  # the compile, the first two calls (lazy backends compile there), and
+        # this process's own steady times: the machine's speed drifts between processes
+        first, warmup, samples = _measure(calls, repeats)
+        result.update(first_call_s=first, warmup_call_s=warmup, peak_rss_mb=_peak_rss_mb(),
+                      steady_s={name: float(np.median(s)) for name, s in samples.items()})
         return result
 
     float64 = {name: _float64_variables(f) for name, (f, _) in calls.items()}
@@ -336,7 +337,7 @@ def bench_backend(backend, args, timeout):
             cold["compile_warm_s"] = None
         else:
             cold["compile_warm_s"] = _compile_s(warm["build_s"], warm["first_call_s"],
-                                                warm["warmup_call_s"], steady)
+                                                warm["warmup_call_s"], warm["steady_s"])
         return cold
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -143,6 +143,11 @@ def _run_bench(tmp_path, *flags):
             assert r[key] > 0, (name, key)
         assert r["costs_finite"]
         assert name in proc.stdout
+        if name != "torch-eager":  # warm: against the warm process's own steady times
+            w = r["warm"]
+            assert set(w["steady_s"]) == {"g_update", "d_update", "gen"}
+            assert r["compile_warm_s"] == pytest.approx(train_step._compile_s(
+                w["build_s"], w["first_call_s"], w["warmup_call_s"], w["steady_s"]))
     return report, proc.stdout
 
 
