@@ -278,9 +278,9 @@ def _spawn(backend, phase, args, workdir, timeout):
                                      if f)
     env["NUMBA_CACHE_DIR"] = str(workdir / "numba")
     env["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "inductor")
-    # Inductor precompiles its C++ wrapper's header once per machine, in
+    # Inductor precompiles two headers (its C++ wrapper's and its kernels') once per machine, in
     # $TMPDIR/torchinductor_<user>/precompiled_headers whatever the cache dir: a cold compile
-    # on a new machine includes it (4 to 5 s here), so the worker gets a TMPDIR of its own
+    # on a new machine includes them (about 4 s each here), so the worker gets a TMPDIR of its own
     (workdir / "tmp").mkdir(exist_ok=True)
     env["TMPDIR"] = str(workdir / "tmp")
     env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")  # compile workers fight 2 cores

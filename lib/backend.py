@@ -78,7 +78,7 @@ def _get_mode(name):
 # the script does (bench/train_step.py, paper scale, 2 idle cores; eager PyTorch 3.7/4.3 s):
 # - training the unconditional DCGANs (faces, svhn, imagenet), where the time is in thousands of
 #   identical updates: PyTorch 3.5/4.0 s per G/D update, C 7.1/7.6, Numba about 1.3x C. Its
-#   compile costs ~40 s cold (4 s warm) and is done again for each new batch shape (the last
+#   compile costs ~30 s cold (4 s warm) and is done again for each new batch shape (the last
 #   partial batch, the sample grid), a minute or two that a training run repays;
 # - everything else (sampling, feature extraction, the conditional MNIST model with its many
 #   batch shapes, each a compile of its own on PyTorch): C, which compiles each graph once for

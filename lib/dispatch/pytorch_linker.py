@@ -87,7 +87,7 @@ class FxPytorchLinker(PytorchLinker):
 def graph_digest(fgraph):
     """What a traced graph depends on besides its input signature: the rewritten PyTensor graph,
     which is a function of its key in the graph cache (the graph before rewriting, the rewrites,
-    PyTensor's and lib/'s code), and torch's version. None when the graph has no such key (the
+    PyTensor's and lib/'s code), torch's version and ``INDUCTOR_CONFIG``. None when the graph has no such key (the
     cache is off, or the graph cannot be pickled)."""
     key = getattr(fgraph, "dcgan_graph_key", None)
     if key is None:
@@ -354,8 +354,8 @@ def _warm_up_marker():
 
 def warm_up():
     """Start, once per process, what a first Inductor compile does whatever the graph (see the
-    module's docstring): a child process that compiles a tiny graph, unless one already did with
-    these caches, for the precompiled header; and a thread that probes the CPU's vector ISA,
+    module's docstring): a child process that starts compiling a tiny graph, unless one already
+    did with these caches, for the two headers Inductor precompiles; and a thread that probes the CPU's vector ISA,
     which this process needs itself."""
     global _warm_up_thread, _warm_up_child
     with _warm_up_lock:
