@@ -45,6 +45,8 @@ from pytensor.graph.basic import Apply, Constant, Variable
 from pytensor.graph.destroyhandler import DestroyHandler
 from pytensor.graph.rewriting.db import RewriteDatabase, RewriteDatabaseQuery
 
+from lib import collector
+
 FORMAT = 1  # bumped when what is stored changes
 LIB = Path(__file__).resolve().parent
 MIN_REWRITE_S = 0.2  # graphs that rewrite faster than this are not worth a file
@@ -221,7 +223,16 @@ def _load_into(fgraph, data):
 
 
 class CachedFunctionMaker(FunctionMaker):
-    """PyTensor's ``FunctionMaker``, with the rewrites looked up in the graph cache first."""
+    """PyTensor's ``FunctionMaker``, with the rewrites looked up in the graph cache first, and
+    without cyclic garbage collections while it rewrites and links (lib/collector.py)."""
+
+    def __init__(self, *args, **kwargs):
+        with collector.paused():
+            super().__init__(*args, **kwargs)
+
+    def create(self, *args, **kwargs):
+        with collector.paused():
+            return super().create(*args, **kwargs)
 
     def prepare_fgraph(self, inputs, outputs, additional_outputs, fgraph, mode, profile):
         path = self._path(fgraph, inputs, outputs, mode)

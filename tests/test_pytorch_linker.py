@@ -197,6 +197,40 @@ def test_a_corrupt_trace_file_is_traced_again(backend_name, tmp_path, monkeypatc
     assert list(tmp_path.glob("*.fx")) == []
 
 
+def test_a_cached_trace_needs_no_python_code_and_compiles_without_gc(backend_name, tmp_path,
+                                                                     monkeypatch):
+    """PyTensor's conversion of the graph to Python code is made only to trace it: a second
+    function of the same graph, whose trace is cached, runs without it. Tracing and compiling
+    run with the cyclic garbage collector paused (lib/collector.py), and it is on again after."""
+    import gc
+
+    from pytensor.link.pytorch.linker import PytorchLinker
+
+    from lib import graph_cache
+    from lib.dispatch import pytorch_linker as L
+
+    monkeypatch.setattr(graph_cache, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(graph_cache, "MIN_REWRITE_S", 0.0)
+    monkeypatch.delenv("DCGAN_GRAPH_CACHE", raising=False)
+    conversions, gc_during_compile = [], []
+    convert, compile_graph = PytorchLinker.fgraph_convert, L.compile_graph
+    monkeypatch.setattr(PytorchLinker, "fgraph_convert",
+                        lambda *a, **k: conversions.append(1) or convert(*a, **k))
+    monkeypatch.setattr(L, "compile_graph",
+                        lambda *a: gc_during_compile.append(gc.isenabled()) or compile_graph(*a))
+    x = T.matrix("x")
+    a = np.arange(6, dtype=np.float32).reshape(2, 3) / 4
+    runs = []
+    for _ in range(2):
+        fn = pytensor.function([x], T.tanh(x).sum(1) * 2, mode=get_mode(backend_name))
+        assert _fx_function(fn)._fn is None  # nothing converted when the function is made
+        np.testing.assert_allclose(fn(a), np.tanh(a).sum(1) * 2, rtol=1e-6)
+        runs.append(len(conversions))
+        assert gc.isenabled()
+    assert runs == [1, 1]  # the first traced, the second loaded the trace
+    assert gc_during_compile == [False, False]
+
+
 def test_stored_graphs_load_as_the_same_code_every_time(backend_name):
     """A traced graph with constants (one used twice), a custom op and list arguments: stored
     and loaded, twice, it has the traced graph's code each time (``GraphModule``'s own pickle

@@ -44,6 +44,7 @@ Three things shorten a compile beyond that, all measured on the faces training f
   and D's compiler runs 6 -> 4 s each).
 """
 import hashlib
+import importlib
 import pickle
 import subprocess
 import sys
@@ -55,6 +56,8 @@ import torch
 from pytensor.link.pytorch.dispatch import pytorch_typify
 from pytensor.link.pytorch.linker import PytorchLinker
 
+from lib import collector
+
 
 class FxPytorchLinker(PytorchLinker):
     """``PytorchLinker`` whose ``jit_compile`` traces with ``make_fx`` and compiles the FX graph
@@ -65,23 +68,36 @@ class FxPytorchLinker(PytorchLinker):
         warm_up()
 
     def fgraph_convert(self, fgraph, *args, **kwargs):
+        """PyTensor's conversion of ``fgraph`` to Python code calling torch, made when first
+        needed: to trace the graph, or to run it through torch.compile. A graph whose trace is
+        cached never needs it (the conversion writes each node's full expression into the code as
+        a comment: 0.4 s for the faces training functions at ngf = ndf = 64)."""
         self._graph_digest = graph_digest(fgraph)
-        # The graph's constants are NumPy arrays that PyTensor locks read-only; torch warns that
-        # a tensor made from one must not be written to, which no kernel of this graph does.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            return super().fgraph_convert(fgraph, *args, **kwargs)
+        made = []
 
-    def jit_compile(self, fn):
-        functors, self.gen_functors = self.gen_functors, []
+        def convert():
+            if not made:
+                # The graph's constants are NumPy arrays that PyTensor locks read-only; torch
+                # warns that a tensor made from one must not be written to, which no kernel of
+                # this graph does.
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore",
+                                            message="The given NumPy array is not writable")
+                    fn = super(FxPytorchLinker, self).fgraph_convert(fgraph, *args, **kwargs)
+                functors, self.gen_functors = self.gen_functors, []
+                made.append((fn, functors))
+            return made[0]
 
+        return convert
+
+    def jit_compile(self, convert):
         def dynamo():
             # PyTensor's torch.compile wrapper, for graphs that cannot be traced; made only then
             # (importing Dynamo's compiler takes a second)
-            self.gen_functors = functors
+            fn, self.gen_functors = convert()
             return PytorchLinker.jit_compile(self, fn)
 
-        return FxFunction(fn, dynamo, self._graph_digest)
+        return FxFunction(lambda: convert()[0], dynamo, self._graph_digest)
 
 
 def graph_digest(fgraph):
@@ -136,14 +152,15 @@ class HostValueError(Exception):
     """The graph's Python code read a tensor's value while being traced on fake tensors."""
 
 
-def traced_graph(fn, inputs, digest):
-    """``trace(fn, inputs)`` through the disk cache: the graph stored (``graph_to_bytes``) and
-    loaded again, so that a process that traces and one that loads compile the same code.
-    ``digest``: ``fn``'s ``graph_digest``; None traces without the cache."""
+def traced_graph(make_fn, inputs, digest):
+    """``trace(make_fn(), inputs)`` through the disk cache: the graph stored (``graph_to_bytes``)
+    and loaded again, so that a process that traces and one that loads compile the same code.
+    ``digest``: the function's ``graph_digest``; None traces without the cache. ``make_fn`` is
+    called only to trace."""
     from lib import graph_cache
 
     if digest is None:
-        return trace(fn, inputs)
+        return trace(make_fn(), inputs)
     sig = hashlib.sha256(repr(_signature(inputs)).encode()).hexdigest()[:16]
     path = graph_cache.cache_dir() / f"{digest}-{sig}.fx"
     if path.exists():
@@ -154,7 +171,7 @@ def traced_graph(fn, inputs, digest):
         except Exception as err:  # a corrupt or incompatible file: trace again
             warnings.warn(f"graph cache: {path} could not be used ({type(err).__name__}: "
                           f"{err}); tracing the graph", stacklevel=3)
-    gm = trace(fn, inputs)
+    gm = trace(make_fn(), inputs)
     try:
         data = graph_to_bytes(gm)
         loaded = graph_from_bytes(data)  # what a later process loads
@@ -288,9 +305,15 @@ def _use_compile_units():
 def compile_graph(gm, inputs):
     """Inductor's compiled ``gm`` for ``inputs``, through its FX graph and AOTAutograd caches."""
     from torch._guards import TracingContext, tracing
-    from torch._inductor.compile_fx import compile_fx
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    if "torch._inductor.compile_fx" not in sys.modules:  # the first compile: Inductor's import
+        from lib import collector
+
+        importlib.import_module("torch._inductor.compile_fx")
+        collector.freeze_imported()
+    from torch._inductor.compile_fx import compile_fx
 
     _use_compile_units()
     fake_mode = FakeTensorMode(shape_env=ShapeEnv(), allow_non_fake_inputs=True)
@@ -395,15 +418,24 @@ def wait_for_warm_up():
 
 class FxFunction:
     """The callable a ``FxPytorchLinker`` thunk runs: NumPy inputs in, NumPy outputs out.
-    ``digest``: the graph's ``graph_digest``, under which its traces are cached (None: not)."""
+    ``make_fn``: makes the graph's Python function (called once, to trace it); ``digest``: the
+    graph's ``graph_digest``, under which its traces are cached (None: not)."""
 
-    def __init__(self, fn, make_dynamo, digest=None):
-        self.fn = fn
+    def __init__(self, make_fn, make_dynamo, digest=None):
+        self._make_fn = make_fn
+        self._fn = None
         self.digest = digest
         self._make_dynamo = make_dynamo  # -> PyTensor's torch.compile wrapper
         self._dynamo = None
         self.compiled = {}  # input signature -> Inductor's compiled graph
         self.host_value_reason = None  # why this graph runs through torch.compile, if it does
+
+    @property
+    def fn(self):
+        """The graph's Python function, which calls torch."""
+        if self._fn is None:
+            self._fn = self._make_fn()
+        return self._fn
 
     def dynamo(self, *inputs):
         """``inputs`` through torch.compile, as PyTensor's own linker runs them."""
@@ -423,14 +455,16 @@ class FxFunction:
         if compiled is None:
             wait_for_warm_up()
             try:
-                gm = traced_graph(self.fn, tensors, self.digest)
+                with collector.paused():  # lib/collector.py
+                    gm = traced_graph(lambda: self.fn, tensors, self.digest)
+                    compiled = compile_graph(gm, tensors)
             except HostValueError as e:
                 self.host_value_reason = str(e).splitlines()[0] if str(e) else type(e).__name__
                 warnings.warn("PyTorch backend: this graph reads tensor values in Python "
                               f"({self.host_value_reason}); it is compiled by torch.compile, "
                               "which splits it there", stacklevel=2)
                 return self.dynamo(*inputs)
-            compiled = self.compiled[sig] = compile_graph(gm, tensors)
+            self.compiled[sig] = compiled
         with torch.no_grad():
             outs = compiled(*tensors)
         return tuple(out.cpu().numpy() for out in outs)

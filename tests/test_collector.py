@@ -1,0 +1,68 @@
+"""lib/collector.py: the garbage collector paused while compiling, imported objects frozen."""
+import gc
+
+import pytensor
+import pytensor.tensor as T
+import pytest
+from pytensor.compile.maker import FunctionMaker
+
+from lib import backend, collector
+
+
+@pytest.fixture
+def gc_enabled():
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    (gc.enable if was else gc.disable)()
+
+
+def test_paused_turns_collection_off_inside_and_back_on_after(gc_enabled):
+    with collector.paused():
+        assert not gc.isenabled()
+        with collector.paused():  # nested: still off, and not turned on by the inner block
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(KeyError), collector.paused():
+        raise KeyError("compile failed")
+    assert gc.isenabled()
+
+
+def test_paused_leaves_a_disabled_collector_disabled(gc_enabled):
+    gc.disable()
+    with collector.paused():
+        pass
+    assert not gc.isenabled()
+
+
+def test_registering_a_backend_freezes_what_was_imported(gc_enabled, monkeypatch):
+    monkeypatch.setattr(backend, "_registered", set())
+    alive = [1]  # a container: tracked by the collector
+    assert any(o is alive for o in gc.get_objects())
+    before = gc.get_freeze_count()
+    backend.register("python")
+    assert gc.get_freeze_count() > before
+    assert not any(o is alive for o in gc.get_objects())  # frozen objects are not scanned
+
+
+def test_functions_are_rewritten_and_linked_with_the_collector_paused(gc_enabled, monkeypatch):
+    seen = {}
+    rewrite, create = FunctionMaker.prepare_fgraph, FunctionMaker.create
+
+    def prepare_fgraph(*args, **kwargs):
+        seen["rewrite"] = gc.isenabled()
+        return rewrite(*args, **kwargs)
+
+    def link(self, *args, **kwargs):
+        seen["link"] = gc.isenabled()
+        return create(self, *args, **kwargs)
+
+    monkeypatch.setattr(FunctionMaker, "prepare_fgraph", staticmethod(prepare_fgraph))
+    monkeypatch.setattr(FunctionMaker, "create", link)
+    monkeypatch.setenv("DCGAN_GRAPH_CACHE", "0")  # rewritten every time
+    x = T.vector("x")
+    fn = pytensor.function([x], T.exp(x) + 1, mode=backend.get_mode("python"))
+    assert fn([0.0]).tolist() == [2.0]
+    assert seen == {"rewrite": False, "link": False}
+    assert gc.isenabled()
