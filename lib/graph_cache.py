@@ -49,7 +49,9 @@ from lib import collector
 
 FORMAT = 1  # bumped when what is stored changes
 LIB = Path(__file__).resolve().parent
-MIN_REWRITE_S = 0.2  # graphs that rewrite faster than this are not worth a file
+# Graphs that rewrite faster than this are not worth a file. The faces model's sampling function
+# rewrites in 0.1 s and loads in 0.02 s.
+MIN_REWRITE_S = 0.05
 MAX_FILES = 128  # beyond this many graphs, the least recently used are removed
 
 

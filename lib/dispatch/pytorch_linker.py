@@ -18,14 +18,17 @@ by ``torch.compile`` as PyTensor does, with a warning that says so.
 The generated function and the functors are PyTensor's; the numbers are the same as through
 torch.compile (tests/test_pytorch_linker.py compares them).
 
-Three things shorten a compile beyond that, all measured on the faces training functions on
+Four things shorten a compile beyond that, all measured on the faces training functions on
 2 cores:
 
 - The traced FX graph is stored beside the rewritten PyTensor graphs (lib/graph_cache.py), keyed
   on the rewritten graph, the input signature and the code that traces it; a warm process loads
   it (0.14 s for the G update's 1,172 nodes at ngf = ndf = 64) instead of tracing (0.5 s).
   Cold and warm processes compile the same loaded graph, so Inductor's caches, keyed on the
-  graph's code, are hit.
+  graph's code, are hit. PyTensor's conversion of the graph to Python code is made only to trace
+  it (or for torch.compile), so a warm process does not make it (0.4 s for the three functions).
+- Tracing and compiling run with Python's cyclic garbage collector paused, and Inductor's
+  modules are frozen out of its scans once imported (lib/collector.py).
 - Inductor's first compile in a process probes the CPU's vector ISA (compiling test programs,
   then loading each in a child Python) and precompiles two headers, the C++ wrapper's and the
   kernels': about 14 s from empty caches (the headers are kept per machine, in
@@ -103,8 +106,8 @@ class FxPytorchLinker(PytorchLinker):
 def graph_digest(fgraph):
     """What a traced graph depends on besides its input signature: the rewritten PyTensor graph,
     which is a function of its key in the graph cache (the graph before rewriting, the rewrites,
-    PyTensor's and lib/'s code), torch's version and ``INDUCTOR_CONFIG``. None when the graph has no such key (the
-    cache is off, or the graph cannot be pickled)."""
+    PyTensor's and lib/'s code), torch's version and ``INDUCTOR_CONFIG``. None when the graph
+    has no such key (the cache is off, or the graph cannot be pickled)."""
     key = getattr(fgraph, "dcgan_graph_key", None)
     if key is None:
         return None
@@ -378,8 +381,8 @@ def _warm_up_marker():
 def warm_up():
     """Start, once per process, what a first Inductor compile does whatever the graph (see the
     module's docstring): a child process that starts compiling a tiny graph, unless one already
-    did with these caches, for the two headers Inductor precompiles; and a thread that probes the CPU's vector ISA,
-    which this process needs itself."""
+    did with these caches, for the two headers Inductor precompiles; and a thread that probes
+    the CPU's vector ISA, which this process needs itself."""
     global _warm_up_thread, _warm_up_child
     with _warm_up_lock:
         if _warm_up_thread is not None:
