@@ -66,3 +66,26 @@ def test_functions_are_rewritten_and_linked_with_the_collector_paused(gc_enabled
     assert fn([0.0]).tolist() == [2.0]
     assert seen == {"rewrite": False, "link": False}
     assert gc.isenabled()
+
+
+def test_numba_compiles_at_the_first_call_with_the_collector_paused(gc_enabled):
+    """The Numba backend's compiled function: its first call (Numba's compile) runs with the
+    collector off, later calls with it on; the results are the function's."""
+    from lib.dispatch.numba_linker import FirstCallPaused, PausedNumbaLinker
+
+    states = []
+
+    def fn(a, b):
+        states.append(gc.isenabled())
+        return a + b
+
+    f = FirstCallPaused(fn)
+    assert [f(1, 2), f(3, 4), f(5, 6)] == [3, 7, 11]
+    assert states == [False, True, True]
+    assert gc.isenabled()
+
+    x = T.vector("x")
+    g = pytensor.function([x], T.exp(x) * 2, mode=backend.get_mode("numba"))
+    assert isinstance(g.maker.linker, PausedNumbaLinker)
+    assert isinstance(g.vm.jit_fn, FirstCallPaused)
+    assert g([0.0, 1.0]).tolist() == pytest.approx([2.0, 2 * 2.718281828459045])
