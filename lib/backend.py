@@ -65,7 +65,7 @@ def _get_mode(name):
     if name == "numba":
         from lib.dispatch.numba_linker import PausedNumbaLinker
 
-        # PORT: PyTensor's NumbaLinker, with Numba's compile run without garbage collections
+        # PyTensor's NumbaLinker, with Numba's compile run without garbage collections
         # (lib/dispatch/numba_linker.py: the same compiled code, 10% less compile time).
         return Mode(linker=PausedNumbaLinker(), optimizer=mode.provided_optimizer)
     if name == "pytorch":
@@ -85,8 +85,8 @@ def _get_mode(name):
 # the script does (bench/train_step.py, paper scale, 2 idle cores; eager PyTorch 3.7/4.3 s):
 # - training the unconditional DCGANs (faces, svhn, imagenet), where the time is in thousands of
 #   identical updates: PyTorch 3.5/4.0 s per G/D update, C 7.1/7.6, Numba about 1.3x C. Its
-#   compile costs 25 to 28 s cold (2 to 3 s warm) and is done again for each new batch shape (the last
-#   partial batch, the sample grid), a minute or two that a training run repays;
+#   compile costs 25 to 28 s cold (2 to 3 s warm) and is done again for each new batch shape
+#   (the last partial batch, the sample grid), a minute or two that a training run repays;
 # - everything else (sampling, feature extraction, the conditional MNIST model with its many
 #   batch shapes, each a compile of its own on PyTorch): C, which compiles each graph once for
 #   every shape in ~50 s cold, ~2 s from its caches (lib/graph_cache.py).

@@ -312,8 +312,6 @@ def compile_graph(gm, inputs):
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
     if "torch._inductor.compile_fx" not in sys.modules:  # the first compile: Inductor's import
-        from lib import collector
-
         importlib.import_module("torch._inductor.compile_fx")
         collector.freeze_imported()
     from torch._inductor.compile_fx import compile_fx
