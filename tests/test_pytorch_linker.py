@@ -199,12 +199,14 @@ def test_a_corrupt_trace_file_is_traced_again(backend_name, tmp_path, monkeypatc
 
 def test_a_cached_trace_needs_no_python_code_and_compiles_without_gc(backend_name, tmp_path,
                                                                      monkeypatch):
-    """PyTensor's conversion of the graph to Python code is made only to trace it: a second
-    function of the same graph, whose trace is cached, runs without it. Tracing and compiling
-    run with the cyclic garbage collector paused (lib/collector.py), and it is on again after."""
+    """PyTensor's conversion of the graph to Python code is made when a function is made, unless
+    the graph's trace is cached: a second function of the same graph runs without it. A graph
+    that cannot be converted raises when its function is made. Tracing and compiling run with
+    the cyclic garbage collector paused (lib/collector.py), and it is on again after."""
     import gc
 
     from pytensor.link.pytorch.linker import PytorchLinker
+    from pytensor.tensor.slinalg import cholesky
 
     from lib import graph_cache
     from lib.dispatch import pytorch_linker as L
@@ -220,15 +222,17 @@ def test_a_cached_trace_needs_no_python_code_and_compiles_without_gc(backend_nam
                         lambda *a: gc_during_compile.append(gc.isenabled()) or compile_graph(*a))
     x = T.matrix("x")
     a = np.arange(6, dtype=np.float32).reshape(2, 3) / 4
-    runs = []
+    made, ran = [], []
     for _ in range(2):
         fn = pytensor.function([x], T.tanh(x).sum(1) * 2, mode=get_mode(backend_name))
-        assert _fx_function(fn)._fn is None  # nothing converted when the function is made
+        made.append(len(conversions))
         np.testing.assert_allclose(fn(a), np.tanh(a).sum(1) * 2, rtol=1e-6)
-        runs.append(len(conversions))
+        ran.append(len(conversions))
         assert gc.isenabled()
-    assert runs == [1, 1]  # the first traced, the second loaded the trace
+    assert made == ran == [1, 1]  # the first converted and traced, the second loaded the trace
     assert gc_during_compile == [False, False]
+    with pytest.raises(NotImplementedError, match="No PyTorch conversion .*Cholesky"):
+        pytensor.function([x], cholesky(x), mode=get_mode(backend_name))
 
 
 def test_stored_graphs_load_as_the_same_code_every_time(backend_name):

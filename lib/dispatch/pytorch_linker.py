@@ -71,11 +71,14 @@ class FxPytorchLinker(PytorchLinker):
         warm_up()
 
     def fgraph_convert(self, fgraph, *args, **kwargs):
-        """PyTensor's conversion of ``fgraph`` to Python code calling torch, made when first
-        needed: to trace the graph, or to run it through torch.compile. A graph whose trace is
-        cached never needs it (the conversion writes each node's full expression into the code as
-        a comment: 0.4 s for the faces training functions at ngf = ndf = 64)."""
-        self._graph_digest = graph_digest(fgraph)
+        """PyTensor's conversion of ``fgraph`` to Python code calling torch, made now unless a
+        trace of the graph is cached, and then only if needed: to trace the graph for new input
+        shapes, or to run it through torch.compile. (The conversion writes each node's full
+        expression into the code as a comment: 0.4 s for the faces training functions at
+        ngf = ndf = 64.) A graph that cannot be converted (an Op without a PyTorch kernel)
+        never has a trace, so its error comes when the function is made, as with PyTensor's
+        linker."""
+        self._graph_digest = digest = graph_digest(fgraph)
         made = []
 
         def convert():
@@ -91,6 +94,8 @@ class FxPytorchLinker(PytorchLinker):
                 made.append((fn, functors))
             return made[0]
 
+        if digest is None or not _has_trace(digest):
+            convert()
         return convert
 
     def jit_compile(self, convert):
@@ -149,6 +154,14 @@ def inductor_config(gm):
            for node in gm.graph.nodes):
         config["layout_optimization"] = False
     return config
+
+
+def _has_trace(digest):
+    """True if a traced graph with ``digest`` is stored (``traced_graph``), for any input
+    signature."""
+    from lib import graph_cache
+
+    return any(graph_cache.cache_dir().glob(f"{digest}-*.fx"))
 
 
 class HostValueError(Exception):
