@@ -156,12 +156,18 @@ def inductor_config(gm):
     return config
 
 
+def _trace_name(digest, sig):
+    """The file name of the traced graph with ``digest`` for the input signature whose hash is
+    ``sig`` (``*``: any)."""
+    return f"{digest}-{sig}.fx"
+
+
 def _has_trace(digest):
     """True if a traced graph with ``digest`` is stored (``traced_graph``), for any input
     signature."""
     from lib import graph_cache
 
-    return any(graph_cache.cache_dir().glob(f"{digest}-*.fx"))
+    return any(graph_cache.cache_dir().glob(_trace_name(digest, "*")))
 
 
 class HostValueError(Exception):
@@ -178,7 +184,7 @@ def traced_graph(make_fn, inputs, digest):
     if digest is None:
         return trace(make_fn(), inputs)
     sig = hashlib.sha256(repr(_signature(inputs)).encode()).hexdigest()[:16]
-    path = graph_cache.cache_dir() / f"{digest}-{sig}.fx"
+    path = graph_cache.cache_dir() / _trace_name(digest, sig)
     if path.exists():
         try:
             gm = graph_from_bytes(path.read_bytes())
@@ -432,24 +438,17 @@ def wait_for_warm_up():
 
 class FxFunction:
     """The callable a ``FxPytorchLinker`` thunk runs: NumPy inputs in, NumPy outputs out.
-    ``make_fn``: makes the graph's Python function (called once, to trace it); ``digest``: the
-    graph's ``graph_digest``, under which its traces are cached (None: not)."""
+    ``make_fn``: the graph's Python function (made once, by the linker's ``convert``), for
+    tracing; ``digest``: the graph's ``graph_digest``, under which its traces are cached (None:
+    not)."""
 
     def __init__(self, make_fn, make_dynamo, digest=None):
-        self._make_fn = make_fn
-        self._fn = None
+        self.make_fn = make_fn
         self.digest = digest
         self._make_dynamo = make_dynamo  # -> PyTensor's torch.compile wrapper
         self._dynamo = None
         self.compiled = {}  # input signature -> Inductor's compiled graph
         self.host_value_reason = None  # why this graph runs through torch.compile, if it does
-
-    @property
-    def fn(self):
-        """The graph's Python function, which calls torch."""
-        if self._fn is None:
-            self._fn = self._make_fn()
-        return self._fn
 
     def dynamo(self, *inputs):
         """``inputs`` through torch.compile, as PyTensor's own linker runs them."""
@@ -470,7 +469,7 @@ class FxFunction:
             wait_for_warm_up()
             try:
                 with collector.paused():  # lib/collector.py
-                    gm = traced_graph(lambda: self.fn, tensors, self.digest)
+                    gm = traced_graph(self.make_fn, tensors, self.digest)
                     compiled = compile_graph(gm, tensors)
             except HostValueError as e:
                 self.host_value_reason = str(e).splitlines()[0] if str(e) else type(e).__name__
