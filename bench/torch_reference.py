@@ -5,8 +5,9 @@ The yardstick of bench/train_step.py and an independent check of the PyTensor gr
 (lr 2e-4, b1 0.5, b2 0.999, eps 1e-8, L2 1e-5 added to the gradient) and the original's
 alternation, one G update (G parameters only) then one D update (D parameters only).
 
-Parameters come from, and go back to, the port's shared variables (``Reference.load``,
-``Reference.export``). Our convolutions are TRUE convolutions (cuDNN's default mode, as the
+Parameters come from, and go back to, the port's shared variables (``Reference(...)``,
+``Reference.export``). ``device='cuda'`` runs it on a GPU, in true float32 (no TF32), as our JAX
+backend does there. Our convolutions are TRUE convolutions (cuDNN's default mode, as the
 original's ``dnn_conv``) and torch's are cross-correlations, so every conv and deconv kernel is
 stored here flipped in both spatial axes; the layouts themselves agree: conv (C_out, C_in, k, k),
 deconv (C_in, C_out, k, k) as ``ConvTranspose2d``. tests/test_bench.py shows that without the
@@ -76,20 +77,20 @@ def bce(logit, target):
     return F.binary_cross_entropy_with_logits(logit, torch.full_like(logit, target))
 
 
-def _to_torch(values, kernels, flip=True):
+def _to_torch(values, kernels, flip=True, device="cpu"):
     out = []
     for i, v in enumerate(values):
         v = np.asarray(v, dtype=np.float32)
         if flip and i in kernels:
             v = v[:, :, ::-1, ::-1]
-        out.append(torch.tensor(np.ascontiguousarray(v), requires_grad=True))
+        out.append(torch.tensor(np.ascontiguousarray(v), device=device, requires_grad=True))
     return out
 
 
 def _to_numpy(params, kernels, flip=True):
     out = []
     for i, p in enumerate(params):
-        v = p.detach().numpy()
+        v = p.detach().cpu().numpy()
         if flip and i in kernels:
             v = v[:, :, ::-1, ::-1]
         out.append(np.ascontiguousarray(v))
@@ -101,14 +102,21 @@ class Reference:
 
     ``gen_values``/``discrim_values``: arrays in the port's order and layout (as
     ``[p.get_value() for p in gen_params]``). ``flip=False`` loads the kernels unflipped (wrong:
-    only for the test that shows the flip is needed).
+    only for the test that shows the flip is needed). ``device``: where the parameters live and
+    the updates run (``'cpu'``, ``'cuda'``); inputs and outputs are NumPy arrays either way.
     """
 
     def __init__(self, gen_values, discrim_values, lr=0.0002, b1=0.5, b2=0.999, e=1e-8,
-                 l2=1e-5, flip=True):
+                 l2=1e-5, flip=True, device="cpu"):
         self.flip = flip
-        self.gen_params = _to_torch(gen_values, GEN_KERNELS, flip)
-        self.discrim_params = _to_torch(discrim_values, DISCRIM_KERNELS, flip)
+        self.device = torch.device(device)
+        if self.device.type == "cuda":
+            # true float32 on the GPU, as the original's cuDNN and our JAX backend compute (by
+            # default torch runs float32 convolutions in TF32 on recent NVIDIA GPUs)
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+        self.gen_params = _to_torch(gen_values, GEN_KERNELS, flip, self.device)
+        self.discrim_params = _to_torch(discrim_values, DISCRIM_KERNELS, flip, self.device)
         # torch's Adam: p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + e), weight_decay added to
         # the gradient -- the port's (and the original's) Adam with Regularizer(l2=l2)
         adam = dict(lr=lr, betas=(b1, b2), eps=e, weight_decay=l2)
@@ -159,7 +167,7 @@ class Reference:
 
     def train_g(self, X, Z):
         """One G update: maximise log D(G(z)). Returns the five costs before the update."""
-        X, Z = torch.as_tensor(X), torch.as_tensor(Z)
+        X, Z = self._tensors(X, Z)
         gX = gen(Z, *self.gen_params)
         logit_gen = discrim(gX, *self.discrim_params)
         with torch.no_grad():  # only reported (the costs), not differentiated
@@ -172,7 +180,7 @@ class Reference:
 
     def train_d(self, X, Z):
         """One D update: maximise log D(x) + log(1 - D(G(z))). Returns the costs before it."""
-        X, Z = torch.as_tensor(X), torch.as_tensor(Z)
+        X, Z = self._tensors(X, Z)
         with torch.no_grad():
             gX = gen(Z, *self.gen_params)
         logit_real = discrim(X, *self.discrim_params)
@@ -183,12 +191,15 @@ class Reference:
         self.d_opt.step()
         return [c.item() for c in cost]
 
+    def _tensors(self, *arrays):
+        return [torch.as_tensor(a, device=self.device) for a in arrays]
+
     def gen(self, Z):
         """G(z) (n, nc, npx, npx) with batch statistics, as the port's ``_gen``."""
         with torch.no_grad():
-            return gen(torch.as_tensor(Z), *self.gen_params).numpy()
+            return gen(*self._tensors(Z), *self.gen_params).cpu().numpy()
 
     def discrim_p(self, X):
         """D(X) (n, 1)."""
         with torch.no_grad():
-            return discrim_p(torch.as_tensor(X), *self.discrim_params).numpy()
+            return discrim_p(*self._tensors(X), *self.discrim_params).cpu().numpy()

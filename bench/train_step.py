@@ -193,7 +193,7 @@ def worker_pytensor(backend, nf, nbatch, repeats, phase):
     _train_g, _train_d, _gen = fns[:3]
     X, Z = _data(nbatch)
     result = dict(backend=backend, describe=describe_mode(backend), phase=phase, build_s=build_s,
-                  compiledir=str(_compiledir()))
+                  compiledir=str(_compiledir()), device=_device(backend))
     calls = {"g_update": (_train_g, (X, Z)), "d_update": (_train_d, (X, Z)), "gen": (_gen, (Z,))}
     if phase == "warm":  # the compile, the first two calls (lazy backends compile there), and
         # this process's own steady times: the machine's speed drifts between processes
@@ -209,7 +209,8 @@ def worker_pytensor(backend, nf, nbatch, repeats, phase):
     first, warmup, samples = _measure(calls, repeats)
     _summary(first, warmup, samples, nbatch, result)
     costs = np.asarray(_train_g(X, Z), dtype=np.float64)
-    result.update(costs_finite=bool(np.all(np.isfinite(costs))), peak_rss_mb=_peak_rss_mb())
+    result.update(costs_finite=bool(np.all(np.isfinite(costs))), peak_rss_mb=_peak_rss_mb(),
+                  device_peak_mb=_device_peak_mb(backend))
     # Only for the PyTorch backend: the same runtime as eager PyTorch's (ATen, its OpenMP
     # threads). Alternating with another backend would put two thread pools, each spinning
     # for a while after its calls, in one process.
@@ -224,28 +225,65 @@ def worker_pytensor(backend, nf, nbatch, repeats, phase):
     return result
 
 
-def worker_torch(nf, nbatch, repeats, phase):
-    """The eager PyTorch reference (bench/torch_reference.py) timed like a backend."""
+def worker_torch(nf, nbatch, repeats, phase, device="auto"):
+    """The eager PyTorch reference (bench/torch_reference.py) timed like a backend, on ``device``
+    (``'auto'``: CUDA if available; its calls return NumPy arrays or Python floats, so each timed
+    call includes the GPU's work)."""
     import torch
 
     from bench.torch_reference import Reference
 
-    ref = Reference.init(nf, nf, nz=NZ, nc=NC, seed=42)
+    if device == "auto":  # the GPU when torch has one, as JAX uses it on a GPU machine
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    ref = Reference.init(nf, nf, nz=NZ, nc=NC, seed=42, device=device)
     X, Z = _data(nbatch)
     calls = {"g_update": (ref.train_g, (X, Z)), "d_update": (ref.train_d, (X, Z)),
              "gen": (ref.gen, (Z,))}
-    result = dict(backend=TORCH, describe=f"eager PyTorch {torch.__version__}, "
-                  f"{torch.get_num_threads()} threads", phase=phase)
+    where = (torch.cuda.get_device_name(ref.device) if ref.device.type == "cuda"
+             else f"{torch.get_num_threads()} threads")
+    result = dict(backend=TORCH, describe=f"eager PyTorch {torch.__version__}, {where}",
+                  phase=phase, device=str(ref.device))
     first, warmup, samples = _measure(calls, repeats)
     _summary(first, warmup, samples, nbatch, result)
-    a = torch.randn(2048, 2048)
-    b = torch.randn(2048, 2048)
-    a @ b
-    best = min(_timed(torch.mm, a, b)[0] for _ in range(5))
+    a = torch.randn(2048, 2048, device=ref.device)
+    b = torch.randn(2048, 2048, device=ref.device)
+
+    def mm():
+        out = torch.mm(a, b)
+        if ref.device.type == "cuda":
+            torch.cuda.synchronize(ref.device)
+        return out
+
+    mm()
+    best = min(_timed(mm)[0] for _ in range(5))
     costs = np.asarray(ref.train_g(X, Z), dtype=np.float64)
     result.update(costs_finite=bool(np.all(np.isfinite(costs))),
                   torch_sgemm_gflops=2 * 2048 ** 3 / best / 1e9, peak_rss_mb=_peak_rss_mb())
+    if ref.device.type == "cuda":
+        result["device_peak_mb"] = torch.cuda.max_memory_allocated(ref.device) / 2 ** 20
     return result
+
+
+def _device(backend):
+    """Where ``backend`` computes: JAX's default device (``'gpu'`` with a CUDA jaxlib), else the
+    CPU."""
+    if backend != "jax":
+        return "cpu"
+    import jax
+
+    d = jax.devices()[0]
+    return d.platform if d.platform == "cpu" else f"{d.platform} ({d.device_kind})"
+
+
+def _device_peak_mb(backend):
+    """Peak memory on the GPU that JAX computes on (None on the CPU, which ``RSS MB`` covers)."""
+    if _device(backend) == "cpu":
+        return None
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else peak / 2 ** 20
 
 
 def _compiledir():
@@ -257,7 +295,7 @@ def _compiledir():
 def run_worker(args):
     nf, nbatch = SCALES[args.scale]["nf"], SCALES[args.scale]["nbatch"]
     if args.worker == TORCH:
-        result = worker_torch(nf, nbatch, args.repeats, args.phase)
+        result = worker_torch(nf, nbatch, args.repeats, args.phase, args.torch_device)
     else:
         result = worker_pytensor(args.worker, nf, nbatch, args.repeats, args.phase)
     Path(args.out).write_text(json.dumps(result))
@@ -286,7 +324,7 @@ def _spawn(backend, phase, args, workdir, timeout):
     env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")  # compile workers fight 2 cores
     cmd = [sys.executable, str(Path(__file__).resolve()), f"--scale={args.scale}",
            f"--worker={backend}", f"--phase={phase}", f"--repeats={args.repeats}",
-           f"--out={out}"]
+           f"--torch_device={args.torch_device}", f"--out={out}"]
     t = time.perf_counter()
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
@@ -343,6 +381,10 @@ def bench_backend(backend, args, timeout):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _on_gpu(result):
+    return result.get("device", "cpu") != "cpu"
+
+
 def _fmt(v, spec):
     return format("-", spec.split(".")[0].rstrip("d")) if v is None else format(v, spec)
 
@@ -375,6 +417,12 @@ def table(report):
             f"{_fmt(r.get('compile_warm_s'), '>7.1f')} {r['peak_rss_mb']:>7.0f} "
             f"{_fmt(f64, '>4d')} {r['g_roofline_pct']:>5.0f}% {r['d_roofline_pct']:>5.0f}%")
     for name, r in res.items():
+        if "error" not in r and _on_gpu(r):
+            peak = r.get("device_peak_mb")
+            lines.append(f"{name} ran on the GPU ({r['describe']}"
+                         + (f", peak GPU memory {peak:.0f} MB" if peak else "")
+                         + "); its roofline column is against this machine's CPU sgemm")
+    for name, r in res.items():
         if "interleaved" in r:
             i = r["interleaved"]
             lines.append(
@@ -385,6 +433,18 @@ def table(report):
                 f"{i['d_update']['torch_s']:.3f} s = {i['d_update']['ratio']:.2f}x, gen "
                 f"{i['gen']['ratio']:.2f}x the time")
     return "\n".join(lines)
+
+
+def _check_cuda(parser):
+    """``--torch_device=cuda`` needs torch with a CUDA device."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        parser.error("--torch_device=cuda: torch is not installed")
+    import torch
+
+    if not torch.cuda.is_available():
+        parser.error("--torch_device=cuda: this torch finds no CUDA device (expected auto or cpu)")
 
 
 def main(argv=None):
@@ -398,6 +458,10 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=None, help="timed calls per function")
     p.add_argument("--json", default=None, help="write the full results here")
     p.add_argument("--timeout", type=float, default=None, help="seconds per backend process")
+    p.add_argument("--torch_device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where eager PyTorch runs (auto: the GPU when torch has CUDA, as JAX "
+                        "does on a GPU machine; the PyTensor backends other than JAX run on the "
+                        "CPU)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--phase", default="cold", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -407,6 +471,8 @@ def main(argv=None):
         args.repeats = scale["repeats"]
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
+    if args.torch_device == "cuda" and not args.worker:
+        _check_cuda(p)
     if args.worker:
         return run_worker(args)
     # a terminated driver unwinds (and ends its worker) instead of leaving it running
@@ -454,7 +520,15 @@ def main(argv=None):
         msg = r.get("error") or f"G {r['g_update_s']:.3f} s, D {r['d_update_s']:.3f} s"
         print(f"[bench] {name}: {msg} ({r['process_s']:.0f} s)", file=sys.stderr, flush=True)
     report["machine"]["load_end"] = os.getloadavg()[0]
+    derive(report)
+    print(table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return report
 
+
+def derive(report):
+    """Add each result's roofline percentages and its ratios to eager PyTorch's times."""
     ref = report["results"].get(TORCH, {})
     for name, r in report["results"].items():
         if "error" in r:
@@ -463,14 +537,12 @@ def main(argv=None):
         r["d_roofline_pct"] = 100 * report["roofline"]["d_floor_s"] / r["d_update_s"]
         if "conv_ops" in r:
             r["flop_model_matches_graph"] = r["conv_ops"] == report["roofline"]["conv_ops"]
-        if name != TORCH and ref and "error" not in ref:
+        # ratios only between runs on the same kind of device (JAX on a GPU and eager PyTorch
+        # on CUDA; the CPU backends and eager PyTorch on the CPU)
+        if name != TORCH and ref and "error" not in ref and _on_gpu(r) == _on_gpu(ref):
             r["g_vs_torch"] = r["g_update_s"] / ref["g_update_s"]
             r["d_vs_torch"] = r["d_update_s"] / ref["d_update_s"]
             r["gen_vs_torch"] = ref["gen_images_per_s"] / r["gen_images_per_s"]
-    print(table(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
-    return report
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Names: ``python`` (the NumPy ``perform`` reference, for tests), ``c`` (CVM linke
 ``numba`` (PyTensor 3's default), ``jax`` (CPU or GPU, wherever JAX runs) and ``pytorch``.
 """
 import importlib
+import importlib.metadata
 import importlib.util
+import os
 
 from pytensor.compile.mode import Mode
 from pytensor.compile.mode import get_mode as pytensor_get_mode
@@ -93,13 +95,45 @@ def _get_mode(name):
 DEFAULT_ORDER = {"train": ("pytorch", "c", "numba"), "other": ("c", "numba")}
 
 
+# On a machine where JAX finds a GPU (a CUDA or ROCm build of jaxlib, such as
+# `pip install "jax[cuda12]==0.10.2"`), JAX is the default for every task: its convolutions are
+# cuDNN's, and XLA compiles a new batch shape in seconds. Our other backends run on the CPU.
+_GPU_PLATFORMS = ("cuda", "gpu", "rocm")
+
+
+def jax_gpu():
+    """True if JAX is installed with a GPU plugin and its default device is a GPU.
+
+    JAX is imported only when a plugin is installed (a ``jax_plugins`` module or entry point, as
+    JAX itself discovers them), so on a CPU-only install this costs a few milliseconds.
+    ``$JAX_PLATFORMS`` naming no GPU platform (``cpu``) keeps JAX off the GPU, as it does for JAX.
+    """
+    if not available("jax"):
+        return False
+    platforms = os.environ.get("JAX_PLATFORMS", "").lower()
+    if platforms and not any(p in platforms for p in _GPU_PLATFORMS):
+        return False
+    if (importlib.util.find_spec("jax_plugins") is None
+            and not importlib.metadata.entry_points(group="jax_plugins")):
+        return False
+    try:
+        import jax
+
+        return jax.default_backend() == "gpu"
+    except RuntimeError:  # a plugin that cannot start: JAX says why when it is asked for
+        return False
+
+
 def resolve_backend(name="", task="other"):
     """``name``, or the default backend for ``task`` (``'train'`` or ``'other'``) on this machine
-    when it is empty."""
+    when it is empty: JAX where it finds a GPU, otherwise the first installed of
+    ``DEFAULT_ORDER[task]``."""
     if name:
         if name.lower() not in ALL:
             raise SystemExit(f"error: --backend={name}: expected one of {', '.join(ALL)}")
         return name.lower()
+    if jax_gpu():
+        return "jax"
     return next(n for n in DEFAULT_ORDER[task] if available(n))
 
 

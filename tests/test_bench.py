@@ -155,6 +155,65 @@ def test_bench_driver_runs(tmp_path):
     """The driver, its subprocess, the JSON and the table, with eager PyTorch only (quick)."""
     report, _ = _run_bench(tmp_path, "--backends=none")
     assert list(report["results"]) == ["torch-eager"]
+    # --torch_device=auto: the GPU only where torch has CUDA
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert report["results"]["torch-eager"]["device"] in (expected, expected.split(":")[0])
+
+
+def test_bench_torch_device_cuda_without_cuda_is_one_line_error():
+    if torch.cuda.is_available():
+        pytest.skip("this torch has CUDA")
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "train_step.py"),
+                           "--torch_device=cuda"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "error: --torch_device=cuda: this torch finds no CUDA device (expected auto or cpu)")
+
+
+def _result(device, g, d, img_s, **extra):
+    return dict(device=device, g_update_s=g, d_update_s=d, gen_images_per_s=img_s,
+                peak_rss_mb=1000., describe=f"on {device}", **extra)
+
+
+def test_ratios_only_between_runs_on_the_same_kind_of_device():
+    """JAX on a GPU is compared with eager PyTorch on CUDA, never with PyTorch on the CPU; the
+    table says which rows ran on the GPU and their peak GPU memory."""
+    roof = dict(sgemm_gflops=250., g_floor_s=1.0, d_floor_s=2.0, g_update_gflop=250.,
+                d_update_gflop=500., conv_ops={})
+    cfg = dict(scale="paper", ngf=128, nbatch=128, repeats=3)
+    machine = dict(cpus=2, load_start=0.5, load_end=0.7)
+    gpu_jax = _result("gpu (NVIDIA H200)", 0.05, 0.08, 20000., device_peak_mb=4096.)
+    report = dict(config=cfg, roofline=roof, machine=machine, results={
+        "torch-eager": _result("cuda:0", 0.1, 0.1, 10000.), "jax": gpu_jax,
+        "pytorch": _result("cpu", 4.0, 4.0, 200.)})
+    train_step.derive(report)
+    res = report["results"]
+    assert (res["jax"]["g_vs_torch"], res["jax"]["d_vs_torch"]) == pytest.approx((0.5, 0.8))
+    assert res["jax"]["gen_vs_torch"] == 0.5
+    assert "g_vs_torch" not in res["pytorch"]  # CPU against CUDA: no ratio
+    assert res["jax"]["g_roofline_pct"] == pytest.approx(2000.)
+    text = train_step.table(report)
+    assert "jax ran on the GPU (on gpu (NVIDIA H200), peak GPU memory 4096 MB)" in text
+    assert "torch-eager ran on the GPU (on cuda:0)" in text
+    assert "pytorch ran on the GPU" not in text
+    # everything on the CPU: every backend has its ratios
+    report["results"] = {"torch-eager": _result("cpu", 4.0, 5.0, 200.),
+                         "pytorch": _result("cpu", 3.0, 5.0, 400.)}
+    train_step.derive(report)
+    r = report["results"]["pytorch"]
+    assert (r["g_vs_torch"], r["d_vs_torch"], r["gen_vs_torch"]) == (0.75, 1.0, 0.5)
+
+
+def test_reference_runs_where_it_is_told_and_returns_numpy(tiny_model):
+    """``device``: the parameters live there; inputs and outputs are NumPy either way."""
+    gen_params, discrim_params, _ = tiny_model
+    ref = Reference(_values(gen_params), _values(discrim_params), device="cpu")
+    assert all(p.device.type == "cpu" for p in ref.gen_params + ref.discrim_params)
+    X, Z = _data(3)
+    assert isinstance(ref.gen(Z), np.ndarray) and ref.gen(Z).shape == (8, 3, 64, 64)
+    assert all(isinstance(c, float) for c in ref.train_g(X, Z))
+    with pytest.raises(RuntimeError, match="device"):
+        Reference(_values(gen_params), _values(discrim_params), device="nodevice")
 
 
 @pytest.mark.slow  # cold Numba compiles and the Python backend: minutes on 2 cores
@@ -212,3 +271,16 @@ def test_bench_pytorch_backend_alternates_with_eager_pytorch(tmp_path):
         assert i["ratio"] == pytest.approx(i["ours_s"] / i["torch_s"])
     assert "interleaved" not in report["results"]["torch-eager"]
     assert "pytorch and eager PyTorch alternating in one process, median of 1 calls" in stdout
+
+
+def test_worker_device_is_the_cpu_here():
+    """JAX's device as the worker records it (a GPU would read 'gpu (<kind>)'); the CPU backends
+    report no GPU memory."""
+    pytest.importorskip("jax")
+    import jax
+
+    expected = "cpu" if jax.devices()[0].platform == "cpu" else "gpu"
+    assert train_step._device("jax").startswith(expected)
+    assert train_step._device("pytorch") == train_step._device("c") == "cpu"
+    if expected == "cpu":
+        assert train_step._device_peak_mb("jax") is None
