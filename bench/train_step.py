@@ -181,7 +181,7 @@ def _summary(first, warmup, samples, nbatch, result):
 def worker_pytensor(backend, nf, nbatch, repeats, phase):
     """Compile the faces model's functions on ``backend``; time them unless ``phase='warm'``."""
     import faces.train_uncond_dcgan as m
-    from lib import rng
+    from lib import allocator, rng
     from lib.backend import describe_mode, get_mode
 
     m.ngf = m.ndf = nf
@@ -193,7 +193,8 @@ def worker_pytensor(backend, nf, nbatch, repeats, phase):
     _train_g, _train_d, _gen = fns[:3]
     X, Z = _data(nbatch)
     result = dict(backend=backend, describe=describe_mode(backend), phase=phase, build_s=build_s,
-                  compiledir=str(_compiledir()), device=_device(backend))
+                  compiledir=str(_compiledir()), device=_device(backend),
+                  keeps_freed_memory=allocator.applied())
     calls = {"g_update": (_train_g, (X, Z)), "d_update": (_train_d, (X, Z)), "gen": (_gen, (Z,))}
     if phase == "warm":  # the compile, the first two calls (lazy backends compile there), and
         # this process's own steady times: the machine's speed drifts between processes
@@ -261,7 +262,24 @@ def worker_torch(nf, nbatch, repeats, phase, device="auto"):
                   torch_sgemm_gflops=2 * 2048 ** 3 / best / 1e9, peak_rss_mb=_peak_rss_mb())
     if ref.device.type == "cuda":
         result["device_peak_mb"] = torch.cuda.max_memory_allocated(ref.device) / 2 ** 20
+    elif _keep_freed_memory():
+        # eager PyTorch again, with the allocator setting that lib.backend gives our backends
+        # (lib/allocator.py): how much of a difference is the allocator's
+        first, warmup, samples = _measure(calls, repeats)
+        steady = {name: float(np.median(s)) for name, s in samples.items()}
+        result["keeping_freed_memory"] = dict(
+            g_update_s=steady["g_update"], d_update_s=steady["d_update"],
+            gen_images_per_s=nbatch / steady["gen"], samples_s=samples,
+            peak_rss_mb=_peak_rss_mb())
     return result
+
+
+def _keep_freed_memory():
+    """lib/allocator.py's setting, imported only now: the row's peak memory is eager PyTorch's
+    own, without PyTensor (which ``lib`` imports)."""
+    from lib import allocator
+
+    return allocator.reuse_freed_memory()
 
 
 def _device(backend):
@@ -422,6 +440,13 @@ def table(report):
             lines.append(f"{name} ran on the GPU ({r['describe']}"
                          + (f", peak GPU memory {peak:.0f} MB" if peak else "")
                          + "); its roofline column is against this machine's CPU sgemm")
+    k = res.get(TORCH, {}).get("keeping_freed_memory")
+    if k:
+        lines.append(
+            f"eager PyTorch keeping freed memory as our backends do (lib/allocator.py), in its "
+            f"own process after its row's calls: G {k['g_update_s']:.3f} s, D "
+            f"{k['d_update_s']:.3f} s, gen {k['gen_images_per_s']:.0f} img/s, peak RSS "
+            f"{k['peak_rss_mb']:.0f} MB")
     for name, r in res.items():
         if "interleaved" in r:
             i = r["interleaved"]
