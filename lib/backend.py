@@ -92,9 +92,10 @@ def _get_mode(name):
 # The default when a script is given no --backend: the fastest backend on a 2-core CPU for what
 # the script does (bench/train_step.py, paper scale, 2 idle cores; eager PyTorch 3.7/4.3 s):
 # - training the unconditional DCGANs (faces, svhn, imagenet), where the time is in thousands of
-#   identical updates: PyTorch 3.5/4.0 s per G/D update, C 7.1/7.6, Numba about 1.3x C. Its
-#   compile costs 25 to 28 s cold (2 to 3 s warm) and is done again for each new batch shape
-#   (the last partial batch, the sample grid), a minute or two that a training run repays;
+#   identical updates: PyTorch 3.0/3.8 s per G/D update, C 6.0/6.8 (small scale: Numba 0.92x
+#   C's time, JAX 4 to 6x). Its compile costs 25 to 30 s cold (2.4 to 3.6 s warm) and is done
+#   again for each new batch shape (the last partial batch, the sample grid), a minute or two
+#   that a training run repays;
 # - everything else (sampling, feature extraction, the conditional MNIST model with its many
 #   batch shapes, each a compile of its own on PyTorch): C, which compiles each graph once for
 #   every shape in ~50 s cold, ~2 s from its caches (lib/graph_cache.py).
