@@ -211,7 +211,7 @@ def worker_pytensor(backend, nf, nbatch, repeats, phase):
     _summary(first, warmup, samples, nbatch, result)
     costs = np.asarray(_train_g(X, Z), dtype=np.float64)
     result.update(costs_finite=bool(np.all(np.isfinite(costs))), peak_rss_mb=_peak_rss_mb(),
-                  device_peak_mb=_device_peak_mb(backend))
+                  device_peak_mb=_device_peak_mb(result["device"]))
     # Only for the PyTorch backend: the same runtime as eager PyTorch's (ATen, its OpenMP
     # threads). Alternating with another backend would put two thread pools, each spinning
     # for a while after its calls, in one process.
@@ -265,12 +265,9 @@ def worker_torch(nf, nbatch, repeats, phase, device="auto"):
     elif _keep_freed_memory():
         # eager PyTorch again, with the allocator setting that lib.backend gives our backends
         # (lib/allocator.py): how much of a difference is the allocator's
-        first, warmup, samples = _measure(calls, repeats)
-        steady = {name: float(np.median(s)) for name, s in samples.items()}
-        result["keeping_freed_memory"] = dict(
-            g_update_s=steady["g_update"], d_update_s=steady["d_update"],
-            gen_images_per_s=nbatch / steady["gen"], samples_s=samples,
-            peak_rss_mb=_peak_rss_mb())
+        again = result["keeping_freed_memory"] = {}
+        _summary(*_measure(calls, repeats), nbatch, again)
+        again["peak_rss_mb"] = _peak_rss_mb()
     return result
 
 
@@ -293,9 +290,10 @@ def _device(backend):
     return d.platform if d.platform == "cpu" else f"{d.platform} ({d.device_kind})"
 
 
-def _device_peak_mb(backend):
-    """Peak memory on the GPU that JAX computes on (None on the CPU, which ``RSS MB`` covers)."""
-    if _device(backend) == "cpu":
+def _device_peak_mb(device):
+    """Peak memory on the GPU that JAX computes on, given ``_device``'s answer (None on the CPU,
+    which ``RSS MB`` covers)."""
+    if device == "cpu":
         return None
     import jax
 

@@ -44,7 +44,7 @@ def register(name):
                 importlib.import_module(module)
         _registered.add(name)
         collector.freeze_imported()  # lib/collector.py: graphs build 3x faster after it
-    allocator.reuse_freed_memory()  # lib/allocator.py: updates 10 to 17% faster
+        allocator.reuse_freed_memory()  # lib/allocator.py: updates 10 to 17% faster
 
 
 def get_mode(name="numba"):

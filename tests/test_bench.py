@@ -283,4 +283,4 @@ def test_worker_device_is_the_cpu_here():
     assert train_step._device("jax").startswith(expected)
     assert train_step._device("pytorch") == train_step._device("c") == "cpu"
     if expected == "cpu":
-        assert train_step._device_peak_mb("jax") is None
+        assert train_step._device_peak_mb(train_step._device("jax")) is None
