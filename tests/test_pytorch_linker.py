@@ -132,10 +132,13 @@ def test_shape_errors_are_raised_not_swallowed(backend_name, no_dynamo):
     assert _fx_function(fn).host_value_reason is None
 
 
-def test_second_process_loads_the_trace_and_hits_inductor_cache(backend_name, tmp_path):
-    """A second process with the same caches loads the traced graph instead of tracing, and
-    hits AOTAutograd's and Inductor's FX graph caches (they are bypassed without the ShapeEnv
-    the linker provides, and missed if the loaded graph's code differed from the first's)."""
+def test_a_warm_process_calls_the_compiled_library_without_inductor(backend_name, tmp_path):
+    """A second process with the same caches loads the compiled library that the first stored
+    (``*.module``) and calls it: no trace, no Inductor (not even imported), the same numbers.
+    Without the stored module, it loads the traced graph instead of tracing and hits
+    AOTAutograd's and Inductor's FX graph caches (they are bypassed without the ShapeEnv the
+    linker provides, and missed if the loaded graph's code differed from the first's), then
+    stores the module again; with the library gone from Inductor's cache, it compiles again."""
     script = textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {str(ROOT)!r})
@@ -145,26 +148,135 @@ def test_second_process_loads_the_trace_and_hits_inductor_cache(backend_name, tm
         traces = []
         trace = L.trace
         L.trace = lambda fn, inputs: traces.append(1) or trace(fn, inputs)
-        from torch._dynamo.utils import counters
         x = T.matrix("x")
-        fn = pytensor.function([x], T.tanh(x @ x.T).sum(0), mode=get_mode("pytorch"))
+        fn = pytensor.function([x], [T.tanh(x @ x.T).sum(0), x.sum() * np.float32(3)],
+                               mode=get_mode("pytorch"))
         a = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
         out = fn(a)
-        assert np.allclose(out, np.tanh(a @ a.T).sum(0), rtol=1e-5), out
+        assert np.allclose(out[0], np.tanh(a @ a.T).sum(0), rtol=1e-5), out
+        assert np.allclose(out[1], a.sum() * 3, rtol=1e-6), out
+        imported = "torch._inductor.compile_fx" in sys.modules
+        counters = {{}}
+        if imported:
+            from torch._dynamo.utils import counters
+        (compiled,) = fn.vm.jit_fn.compiled.values()
         L.wait_for_warm_up()
-        print(json.dumps(dict({{k: dict(v) for k, v in counters.items()}}, traces=len(traces))))
+        print(json.dumps(dict({{k: dict(v) for k, v in counters.items()}}, traces=len(traces),
+                              imported=imported, direct=isinstance(compiled, L.WrapperModule),
+                              out=[o.tolist() for o in out])))
     """)
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"),
                PYTENSOR_FLAGS=f"base_compiledir={tmp_path / 'pytensor'}")
-    runs = [json.loads(subprocess.run([sys.executable, "-c", script], env=env, check=True,
-                                      capture_output=True, text=True).stdout.splitlines()[-1])
-            for _ in range(2)]
-    assert [run["traces"] for run in runs] == [1, 0]
-    assert len(list((tmp_path / "pytensor").rglob("dcgan_graphs/*.fx"))) == 1
-    assert runs[0]["inductor"].get("fxgraph_cache_miss", 0) == 1
-    assert runs[1]["inductor"].get("fxgraph_cache_hit", 0) == 1
-    assert runs[1]["inductor"].get("fxgraph_cache_miss", 0) == 0
-    assert "fxgraph_cache_bypass" not in runs[1]["inductor"]
+
+    def run():
+        return json.loads(subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                                         capture_output=True, text=True).stdout.splitlines()[-1])
+
+    def stored(suffix):
+        return list((tmp_path / "pytensor").rglob(f"dcgan_graphs/*.{suffix}"))
+
+    cold = run()
+    assert (cold["traces"], cold["direct"]) == (1, True)
+    assert cold["inductor"]["fxgraph_cache_miss"] == 1
+    assert len(stored("fx")) == len(stored("module")) == 1
+
+    warm = run()
+    assert warm == dict(traces=0, imported=False, direct=True, out=cold["out"])
+
+    stored("module")[0].unlink()
+    again = run()
+    assert (again["traces"], again["direct"], again["out"]) == (0, True, cold["out"])
+    assert again["inductor"].get("fxgraph_cache_hit", 0) == 1
+    assert again["inductor"].get("fxgraph_cache_miss", 0) == 0
+    assert "fxgraph_cache_bypass" not in again["inductor"]
+    assert len(stored("module")) == 1
+
+    for library in (tmp_path / "inductor").rglob("*.so"):
+        library.unlink()
+    rebuilt = run()
+    assert (rebuilt["traces"], rebuilt["direct"], rebuilt["out"]) == (0, True, cold["out"])
+    assert rebuilt["inductor"]  # compiled again
+
+
+def test_constants_become_inputs(backend_name):
+    """``lift_constants``: each constant tensor once, as an input after the graph's own, in the
+    order the graph first reads them; the module keeps no constants and computes the same."""
+    import torch
+
+    from lib.dispatch import pytorch_linker as L
+
+    c, d = torch.tensor([1., 2.]), torch.tensor([[3.], [4.]])
+
+    def f(x):
+        return (x * c + c, x @ d)
+
+    x = torch.randn(3, 2)
+    gm = L.trace(f, [x])
+    assert sum(n.op == "get_attr" for n in gm.graph.nodes) == 3  # c is read twice
+    expected = gm(x)
+    gm, constants = L.lift_constants(gm)
+    assert [n.op for n in gm.graph.nodes].count("get_attr") == 0
+    assert [n.name for n in gm.graph.nodes if n.op == "placeholder"][1:] == [
+        "constant_0", "constant_1"]
+    assert len(constants) == 2 and not list(gm.buffers()) and not list(gm.parameters())
+    torch.testing.assert_close(constants[0], c, rtol=0, atol=0)
+    for got, want in zip(gm(x, *constants), expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_only_plain_graphs_call_the_library_directly(backend_name):
+    """A graph whose outputs are new tensors is called as a ``WrapperModule``; one that returns
+    a view of its input, or writes in place, keeps AOTAutograd's runtime (which rebuilds views
+    and copies mutations back). Both give eager PyTorch's numbers."""
+    import torch
+
+    from lib.dispatch import pytorch_linker as L
+
+    x = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+
+    def plain(x):
+        return (torch.tanh(x) * 2, x.sum())
+
+    def view(x):
+        return (x.t(), x * 2)
+
+    def in_place(x):
+        y = x * 2
+        y.add_(1)
+        return (y,)
+
+    kinds = {}
+    for f in (plain, view, in_place):
+        compiled = L.compile_graph(L.trace(f, [x]), [x])
+        kinds[f.__name__] = isinstance(compiled, L.WrapperModule)
+        for got, want in zip(compiled(x), f(x)):
+            torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+    assert kinds == dict(plain=True, view=False, in_place=False)
+
+
+def test_a_corrupt_module_file_is_compiled_again(backend_name, tmp_path, monkeypatch):
+    """A stored module that does not load gives a warning and a compile, with the right
+    numbers, and is stored again."""
+    from lib import graph_cache
+    from lib.dispatch import pytorch_linker as L
+
+    monkeypatch.setattr(graph_cache, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(graph_cache, "MIN_REWRITE_S", 0.0)
+    monkeypatch.delenv("DCGAN_GRAPH_CACHE", raising=False)
+    x = T.vector("x")
+    a = np.arange(5, dtype=np.float32)
+
+    def compile_and_run():
+        fn = pytensor.function([x], T.sqrt(x) + 1, mode=get_mode(backend_name))
+        np.testing.assert_allclose(fn(a), np.sqrt(a) + 1, rtol=1e-6)
+        return fn
+
+    compile_and_run()
+    (path,) = tmp_path.glob("*.module")
+    path.write_bytes(b"not a pickle")
+    with pytest.warns(UserWarning, match=r"\.module could not be used .*; compiling the graph"):
+        compile_and_run()
+    assert isinstance(L.WrapperModule.from_bytes(path.read_bytes()), L.WrapperModule)
 
 
 def test_a_corrupt_trace_file_is_traced_again(backend_name, tmp_path, monkeypatch):
@@ -187,6 +299,8 @@ def test_a_corrupt_trace_file_is_traced_again(backend_name, tmp_path, monkeypatc
     compile_and_run()
     (path,) = tmp_path.glob("*.fx")
     path.write_bytes(b"not a pickle")
+    for module in tmp_path.glob("*.module"):  # a compiled library would be loaded instead
+        module.unlink()
     with pytest.warns(UserWarning, match=r"\.fx could not be used .*; tracing the graph"):
         compile_and_run()
     assert L.graph_from_bytes(path.read_bytes()).graph is not None  # stored again
@@ -200,9 +314,10 @@ def test_a_corrupt_trace_file_is_traced_again(backend_name, tmp_path, monkeypatc
 def test_a_cached_trace_needs_no_python_code_and_compiles_without_gc(backend_name, tmp_path,
                                                                      monkeypatch):
     """PyTensor's conversion of the graph to Python code is made when a function is made, unless
-    the graph's trace is cached: a second function of the same graph runs without it. A graph
-    that cannot be converted raises when its function is made. Tracing and compiling run with
-    the cyclic garbage collector paused (lib/collector.py), and it is on again after."""
+    the graph's trace or compiled module is cached: a second function of the same graph runs
+    without it. A graph that cannot be converted raises when its function is made. Tracing and
+    compiling run with the cyclic garbage collector paused (lib/collector.py), and it is on
+    again after."""
     import gc
 
     from pytensor.link.pytorch.linker import PytorchLinker
@@ -229,8 +344,9 @@ def test_a_cached_trace_needs_no_python_code_and_compiles_without_gc(backend_nam
         np.testing.assert_allclose(fn(a), np.tanh(a).sum(1) * 2, rtol=1e-6)
         ran.append(len(conversions))
         assert gc.isenabled()
-    assert made == ran == [1, 1]  # the first converted and traced, the second loaded the trace
-    assert gc_during_compile == [False, False]
+    # the first converted, traced and compiled; the second loaded the compiled module
+    assert made == ran == [1, 1]
+    assert gc_during_compile == [False]
     with pytest.raises(NotImplementedError, match="No PyTorch conversion .*Cholesky"):
         pytensor.function([x], cholesky(x), mode=get_mode(backend_name))
 
