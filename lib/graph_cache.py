@@ -18,7 +18,8 @@ file is wrong, it rewrites as usual and stores the result.
 
 The cache lives in ``<compiledir>/dcgan_graphs`` (beside PyTensor's own C module cache, and
 emptied with it); ``DCGAN_GRAPH_CACHE=0`` turns it off. The PyTorch linker keeps its traced FX
-graphs there too (``*.fx``, lib/dispatch/pytorch_linker.py).
+graphs there too (``*.fx``), and the paths of the libraries Inductor compiled from them
+(``*.module``, lib/dispatch/pytorch_linker.py).
 """
 import copyreg
 import hashlib

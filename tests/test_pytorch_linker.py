@@ -226,8 +226,9 @@ def test_constants_become_inputs(backend_name):
 
 def test_only_plain_graphs_call_the_library_directly(backend_name):
     """A graph whose outputs are new tensors is called as a ``WrapperModule``; one that returns
-    a view of its input, or writes in place, keeps AOTAutograd's runtime (which rebuilds views
-    and copies mutations back). Both give eager PyTorch's numbers."""
+    a view of its input (alone, or among the outputs of a split), or writes in place, keeps
+    AOTAutograd's runtime (which rebuilds views and copies mutations back). All give eager
+    PyTorch's numbers."""
     import torch
 
     from lib.dispatch import pytorch_linker as L
@@ -245,13 +246,16 @@ def test_only_plain_graphs_call_the_library_directly(backend_name):
         y.add_(1)
         return (y,)
 
+    def split(x):
+        return torch.split(x, 1)
+
     kinds = {}
-    for f in (plain, view, in_place):
+    for f in (plain, view, in_place, split):
         compiled = L.compile_graph(L.trace(f, [x]), [x])
         kinds[f.__name__] = isinstance(compiled, L.WrapperModule)
         for got, want in zip(compiled(x), f(x)):
             torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
-    assert kinds == dict(plain=True, view=False, in_place=False)
+    assert kinds == dict(plain=True, view=False, in_place=False, split=False)
 
 
 def test_a_corrupt_module_file_is_compiled_again(backend_name, tmp_path, monkeypatch):

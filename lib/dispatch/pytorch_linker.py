@@ -58,12 +58,14 @@ place, no output that is an input or a view of one (AOTAutograd's runtime wrappe
 back or rebuild those), the graph's constants made inputs (``lift_constants``) so that the
 entry's arguments are exactly the graph's inputs. The process that compiles calls the library
 the same way. Warm, everything after making the mode until the first calls are done, less one
-steady call each: paper scale 2.3 / 2.5 -> 1.1 / 1.4 / 1.8 s, ngf = ndf = 64 2.5 -> 1.1 s.
+steady call each: paper scale 2.3 / 2.5 -> 1.1 / 1.4 / 1.8 s, ngf = ndf = 64 2.5 -> 1.1 to
+1.3 s.
 """
 import functools
 import hashlib
 import importlib
 import importlib.util
+import operator
 import os
 import pickle
 import subprocess
@@ -416,6 +418,8 @@ def _plain(gm, args, metadata):
             return False
         if node.op == "output":
             for out in torch.utils._pytree.tree_leaves(node.args[0]):
+                while isinstance(out, Node) and out.target is operator.getitem:
+                    out = out.args[0]  # an output of a node with several (split, unbind, ...)
                 if isinstance(out, Node) and (out.op == "placeholder" or (
                         isinstance(out.target, torch._ops.OpOverload) and out.target.is_view)):
                     return False
@@ -432,29 +436,38 @@ def _plain(gm, args, metadata):
 @contextmanager
 def _wrapper_modules():
     """The (path, key) of the C++ wrapper library of every compiled graph that Inductor loads
-    inside the block: its output code (a Python module, loaded again from a cache hit too)
-    holds the library's entry as ``inductor_entry``. One loaded with attributes (constants set
-    on the module) is left out: its ``call`` passes more than the entry's arguments."""
+    in this thread inside the block (None for one that cannot be called directly): its output
+    code (a Python module, loaded again from a cache hit too) holds the library's entry as
+    ``inductor_entry``. One loaded with attributes (constants set on the module) cannot: its
+    ``call`` passes more than the entry's arguments. One block at a time."""
     from torch._inductor.codecache import PyCodeCache
 
-    own, load = PyCodeCache.__dict__["load_by_key_path"], PyCodeCache.load_by_key_path
-    loaded = []
+    with _spy_lock:
+        own, load = PyCodeCache.__dict__["load_by_key_path"], PyCodeCache.load_by_key_path
+        loaded, thread = [], threading.get_ident()
 
-    def spy(cls, key, path, linemap=None, attrs=None, **kwargs):
-        module = load(key, path, linemap, attrs, **kwargs)
-        entry = getattr(module, "inductor_entry", None)
-        library = getattr(entry, "__self__", None)
-        if not attrs and getattr(library, "__file__", None):
-            loaded.append((library.__file__, library.__name__.rsplit(".", 1)[0]))
-        else:
-            loaded.append(None)
-        return module
+        def spy(cls, key, path, linemap=None, attrs=None, **kwargs):
+            module = load(key, path, linemap, attrs, **kwargs)
+            if threading.get_ident() == thread:
+                loaded.append(_library(module, attrs))
+            return module
 
-    PyCodeCache.load_by_key_path = classmethod(spy)
-    try:
-        yield loaded
-    finally:
-        PyCodeCache.load_by_key_path = own
+        PyCodeCache.load_by_key_path = classmethod(spy)
+        try:
+            yield loaded
+        finally:
+            PyCodeCache.load_by_key_path = own
+
+
+_spy_lock = threading.Lock()
+
+
+def _library(output_code, attrs):
+    entry = getattr(output_code, "inductor_entry", None)
+    library = getattr(entry, "__self__", None)
+    if attrs or not getattr(library, "__file__", None):
+        return None
+    return library.__file__, library.__name__.rsplit(".", 1)[0]
 
 
 def _load_entry(path, key):
