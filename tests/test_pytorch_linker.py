@@ -510,3 +510,26 @@ def test_graphs_with_conv_gradients_compile_without_layout_optimisation(backend_
     assert L.inductor_config(L.trace(forward, [x, w])) == L.INDUCTOR_CONFIG
     assert L.inductor_config(L.trace(weight_gradient, [x, w])) == dict(
         L.INDUCTOR_CONFIG, layout_optimization=False)
+
+
+def test_the_library_spy_sees_its_own_thread_only(backend_name, tmp_path):
+    """``_wrapper_modules`` records the library behind each output code loaded in its own
+    thread (another thread's compile is not this graph's), and puts Inductor's loader back."""
+    import threading
+
+    import numpy._core._multiarray_umath as extension
+    from torch._inductor.codecache import PyCodeCache
+
+    from lib.dispatch import pytorch_linker as L
+
+    code = tmp_path / "output_code.py"  # stands for Inductor's output code: entry in a library
+    code.write_text("import numpy._core._multiarray_umath as m\ninductor_entry = m.add_docstring\n")
+    own = PyCodeCache.__dict__["load_by_key_path"]
+    with L._wrapper_modules() as loaded:
+        other = threading.Thread(target=PyCodeCache.load_by_key_path, args=("dcgan_test_other", str(code)))
+        other.start()
+        other.join()
+        assert loaded == []
+        PyCodeCache.load_by_key_path("dcgan_test_ours", str(code))
+    assert loaded == [(extension.__file__, extension.__name__.rsplit(".", 1)[0])]
+    assert PyCodeCache.__dict__["load_by_key_path"] is own
