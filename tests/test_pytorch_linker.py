@@ -33,6 +33,16 @@ def no_dynamo(monkeypatch):
     monkeypatch.setattr(torch, "compile", refuse)
 
 
+@pytest.fixture
+def graph_cache_in_tmp_path(tmp_path, monkeypatch):
+    """The graph cache on, in ``tmp_path``, storing every graph however fast its rewrite."""
+    from lib import graph_cache
+
+    monkeypatch.setattr(graph_cache, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(graph_cache, "MIN_REWRITE_S", 0.0)
+    monkeypatch.delenv("DCGAN_GRAPH_CACHE", raising=False)
+
+
 def _fx_function(fn):
     """The FxFunction behind compiled PyTensor function ``fn`` (its JIT linker's thunk)."""
     from lib.dispatch.pytorch_linker import FxFunction
@@ -258,15 +268,11 @@ def test_only_plain_graphs_call_the_library_directly(backend_name):
     assert kinds == dict(plain=True, view=False, in_place=False, split=False)
 
 
-def test_a_corrupt_module_file_is_compiled_again(backend_name, tmp_path, monkeypatch):
+def test_a_corrupt_module_file_is_compiled_again(backend_name, tmp_path, graph_cache_in_tmp_path):
     """A stored module that does not load gives a warning and a compile, with the right
     numbers, and is stored again."""
-    from lib import graph_cache
     from lib.dispatch import pytorch_linker as L
 
-    monkeypatch.setattr(graph_cache, "cache_dir", lambda: tmp_path)
-    monkeypatch.setattr(graph_cache, "MIN_REWRITE_S", 0.0)
-    monkeypatch.delenv("DCGAN_GRAPH_CACHE", raising=False)
     x = T.vector("x")
     a = np.arange(5, dtype=np.float32)
 
@@ -283,15 +289,12 @@ def test_a_corrupt_module_file_is_compiled_again(backend_name, tmp_path, monkeyp
     assert isinstance(L.WrapperModule.from_bytes(path.read_bytes()), L.WrapperModule)
 
 
-def test_a_corrupt_trace_file_is_traced_again(backend_name, tmp_path, monkeypatch):
+def test_a_corrupt_trace_file_is_traced_again(backend_name, tmp_path, graph_cache_in_tmp_path,
+                                              monkeypatch):
     """A cached trace that does not load gives a warning and a new trace, with the right
     numbers; the graph cache off (DCGAN_GRAPH_CACHE=0) means no trace files at all."""
-    from lib import graph_cache
     from lib.dispatch import pytorch_linker as L
 
-    monkeypatch.setattr(graph_cache, "cache_dir", lambda: tmp_path)
-    monkeypatch.setattr(graph_cache, "MIN_REWRITE_S", 0.0)
-    monkeypatch.delenv("DCGAN_GRAPH_CACHE", raising=False)
     x = T.vector("x")
     a = np.arange(5, dtype=np.float32)
 
@@ -315,7 +318,8 @@ def test_a_corrupt_trace_file_is_traced_again(backend_name, tmp_path, monkeypatc
     assert list(tmp_path.glob("*.fx")) == []
 
 
-def test_a_cached_trace_needs_no_python_code_and_compiles_without_gc(backend_name, tmp_path,
+def test_a_cached_trace_needs_no_python_code_and_compiles_without_gc(backend_name,
+                                                                     graph_cache_in_tmp_path,
                                                                      monkeypatch):
     """PyTensor's conversion of the graph to Python code is made when a function is made, unless
     the graph's trace or compiled module is cached: a second function of the same graph runs
@@ -327,12 +331,8 @@ def test_a_cached_trace_needs_no_python_code_and_compiles_without_gc(backend_nam
     from pytensor.link.pytorch.linker import PytorchLinker
     from pytensor.tensor.slinalg import cholesky
 
-    from lib import graph_cache
     from lib.dispatch import pytorch_linker as L
 
-    monkeypatch.setattr(graph_cache, "cache_dir", lambda: tmp_path)
-    monkeypatch.setattr(graph_cache, "MIN_REWRITE_S", 0.0)
-    monkeypatch.delenv("DCGAN_GRAPH_CACHE", raising=False)
     conversions, gc_during_compile = [], []
     convert, compile_graph = PytorchLinker.fgraph_convert, L.compile_graph
     monkeypatch.setattr(PytorchLinker, "fgraph_convert",

@@ -659,6 +659,23 @@ class FxFunction:
             self._dynamo = self._make_dynamo()
         return self._dynamo(*inputs)
 
+    def _compile(self, tensors):
+        """Trace and compile the graph for ``tensors`` and store the result; None when the
+        graph reads tensor values in Python (then torch.compile runs it)."""
+        wait_for_warm_up()
+        try:
+            with collector.paused():  # lib/collector.py
+                gm = traced_graph(self.make_fn, tensors, self.digest)
+                compiled = compile_graph(gm, tensors)
+        except HostValueError as e:
+            self.host_value_reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            warnings.warn("PyTorch backend: this graph reads tensor values in Python "
+                          f"({self.host_value_reason}); it is compiled by torch.compile, "
+                          "which splits it there", stacklevel=3)
+            return None
+        store_module(self.digest, tensors, compiled)
+        return compiled
+
     def __call__(self, *inputs):
         if self.host_value_reason is not None:
             return self.dynamo(*inputs)
@@ -669,21 +686,10 @@ class FxFunction:
             return self.dynamo(*inputs)
         compiled = self.compiled.get(sig)
         if compiled is None:
-            compiled = load_module(self.digest, tensors)
-        if compiled is None:
-            wait_for_warm_up()
-            try:
-                with collector.paused():  # lib/collector.py
-                    gm = traced_graph(self.make_fn, tensors, self.digest)
-                    compiled = compile_graph(gm, tensors)
-            except HostValueError as e:
-                self.host_value_reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-                warnings.warn("PyTorch backend: this graph reads tensor values in Python "
-                              f"({self.host_value_reason}); it is compiled by torch.compile, "
-                              "which splits it there", stacklevel=2)
+            compiled = load_module(self.digest, tensors) or self._compile(tensors)
+            if compiled is None:
                 return self.dynamo(*inputs)
-            store_module(self.digest, tensors, compiled)
-        self.compiled[sig] = compiled
+            self.compiled[sig] = compiled
         with torch.no_grad():
             outs = compiled(*tensors)
         return tuple(out.cpu().numpy() for out in outs)
