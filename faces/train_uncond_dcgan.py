@@ -10,6 +10,8 @@ resumable checkpoint, under --out_dir (default: this folder, where the original 
 import sys
 from pathlib import Path
 
+import numpy as np
+
 import pytensor
 import pytensor.tensor as T
 
@@ -68,10 +70,11 @@ resume = False          # continue from models/<desc>/latest_checkpoint.npz
 dry_run = False         # two minibatches on tiny data, then stop (smoke test)
 max_updates = 0         # stop with a checkpoint after this many updates (0 = no limit)
 checkpoint_every = 600.  # seconds between mid-epoch checkpoints (0 = at epoch ends only)
+n_eval = 1000           # # of faces for the per-epoch yardstick (faces/yardstick.py; 0 = off)
 
 FLAGS = ['k', 'l2', 'nvis', 'b1', 'nc', 'nbatch', 'npx', 'nz', 'ngf', 'ndf', 'niter',
          'niter_decay', 'lr', 'ntrain', 'data', 'n_synthetic', 'nval', 'n_nnd', 'out_dir',
-         'seed', 'backend', 'resume', 'dry_run', 'max_updates', 'checkpoint_every']
+         'seed', 'backend', 'resume', 'dry_run', 'max_updates', 'checkpoint_every', 'n_eval']
 
 desc = 'uncond_dcgan'
 save_epochs = [1, 2, 3, 4, 5, 10, 15, 20, 25]
@@ -178,7 +181,7 @@ def build(gen_params, discrim_params, mode):
 
 
 def main(argv=None):
-    global ntrain, nval, niter, niter_decay, n_synthetic, n_nnd, nvis, nx
+    global ntrain, nval, niter, niter_decay, n_synthetic, n_nnd, nvis, nx, n_eval
     config = flags.configure(globals(), FLAGS, argv)
     nx = npx*npx*nc
     if dry_run:
@@ -186,6 +189,7 @@ def main(argv=None):
         ntrain, niter, niter_decay = 2*nbatch, 1, 0
         n_synthetic = min(n_synthetic, 3*nbatch) if not data else n_synthetic
         nval, n_nnd = min(nval, nbatch), min(n_nnd, nbatch)
+        n_eval = min(n_eval, nbatch)
     name = resolve_backend(backend, task='train')
     mode = get_mode(name)
     rng.set_seed(seed)
@@ -202,6 +206,8 @@ def main(argv=None):
     vaX, = tr_data.get_data(tr_handle, slice(0, nval))
     vaX = transform(vaX)
 
+    measures = yardstick_measures(mode)
+
     def grids(nvis, nshow):
         side = train.grid_side(nshow)
         return (side, side), (14, 14) if nvis == 196 else (side, side)
@@ -216,7 +222,37 @@ def main(argv=None):
         save_epochs=save_epochs, resume=resume, max_updates=max_updates,
         checkpoint_every=checkpoint_every,
         data_desc=f'{data or "synthetic faces"} ({tr_data.path})',
-        model_desc=f'ngf={ngf}, ndf={ndf}, npx={npx}', grids=grids)
+        model_desc=f'ngf={ngf}, ndf={ndf}, npx={npx}', grids=grids, measures=measures)
+
+
+def yardstick_measures(mode):
+    """``measures(_gen)`` for the training log: the yardstick on ``n_eval`` faces, or None.
+
+    The faces' z are fixed (``RandomState(0)``), so epochs are compared on the same z, and
+    nothing is drawn from lib.rng: the training's random stream is the original's.
+    """
+    # PORT: the original logged only the nnd scores; the yardstick is this project's measure.
+    if n_eval <= 0:
+        return None
+    from faces import attrnet, yardstick
+    if (npx, nc) != (attrnet.NPX, 3):
+        print(f'yardstick off: it measures {attrnet.NPX}x{attrnet.NPX} RGB faces, this model '
+              f'makes {npx}x{npx}x{nc}', flush=True)
+        return None
+    try:
+        ys = yardstick.make(n_eval, data, mode=mode)
+    except DataError as e:
+        print(f'error: {e}', file=sys.stderr)
+        raise SystemExit(2)
+    if not ys.labelled:
+        print(f'yardstick: {data} has no attribute labels, so only fd, precision and recall are '
+              f'logged', flush=True)
+    z = floatX(np.random.RandomState(0).uniform(-1., 1., size=(n_eval, nz)))
+
+    def measures(_gen):
+        gX = np.concatenate([np.asarray(_gen(z[i:i + nbatch])) for i in range(0, n_eval, nbatch)])
+        return {k: v for k, v in ys.measure(gX).items() if not k.endswith('_real')}
+    return measures
 
 
 if __name__ == '__main__':

@@ -137,3 +137,89 @@ def nnc_score(trX, trY, teX, teY, metric='euclidean', mode=None):
 def nnd_score(trX, teX, metric='euclidean', mode=None):
     """Mean nearest-neighbour distance from the rows of teX to trX (see ``gpu_nnd_score``)."""
     return gpu_nnd_score(trX, teX, metric=metric, mode=mode)
+
+
+# --------------------------------------------------------------------------------------------
+# Distribution measures of the faces yardstick (faces/yardstick.py): NumPy/SciPy, float64
+# --------------------------------------------------------------------------------------------
+
+def gaussian_stats(X):
+    """Mean (d,) and unbiased covariance (d, d) of the rows of X (n, d), in float64."""
+    X = np.asarray(X, dtype=np.float64)
+    return X.mean(axis=0), np.cov(X, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2):
+    """Frechet distance of two Gaussians: |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)).
+
+    The trace of (S1 S2)^(1/2) is computed as the sum of the square roots of the eigenvalues of
+    the symmetric S1^(1/2) S2 S1^(1/2) (the same eigenvalues), which stays real and stable where
+    a general matrix square root of S1 S2 picks up imaginary round-off.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    w1, v1 = np.linalg.eigh(s1)
+    root1 = (v1 * np.sqrt(np.clip(w1, 0, None))) @ v1.T
+    m = root1 @ s2 @ root1
+    eig = np.linalg.eigvalsh((m + m.T) / 2)
+    tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+
+def frechet_distance_of(X, Y):
+    """Frechet distance between Gaussians fitted to the rows of X (n, d) and Y (m, d)."""
+    return frechet_distance(*gaussian_stats(X), *gaussian_stats(Y))
+
+
+def _sq_dists(A, B):
+    """Squared Euclidean distances (n, m) of the rows of A and B, float64, clipped at 0."""
+    d = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2 * A @ B.T
+    return np.maximum(d, 0)
+
+
+def knn_radii(X, k=3, chunk=1024):
+    """Distance from each row of X (n, d) to its k-th nearest other row: (n,)."""
+    X = np.asarray(X, dtype=np.float64)
+    if len(X) <= k:
+        raise ValueError(f'{len(X)} points: k-nearest-neighbour radii need more than k={k}')
+    radii = np.empty(len(X))
+    for i in range(0, len(X), chunk):
+        d = _sq_dists(X[i:i + chunk], X)
+        # the k-th smallest after the point itself (distance 0, index 0 of the partition)
+        radii[i:i + chunk] = np.sqrt(np.partition(d, k, axis=1)[:, k])
+    return radii
+
+
+def manifold_coverage(manifold, radii, queries, chunk=1024):
+    """Fraction of ``queries`` inside the union of balls around ``manifold``'s rows with ``radii``."""
+    manifold = np.asarray(manifold, dtype=np.float64)
+    queries = np.asarray(queries, dtype=np.float64)
+    r2 = radii ** 2
+    inside = np.empty(len(queries), dtype=bool)
+    for i in range(0, len(queries), chunk):
+        inside[i:i + chunk] = (_sq_dists(queries[i:i + chunk], manifold) <= r2[None, :]).any(1)
+    return float(inside.mean())
+
+
+def precision_recall(real, fake, k=3):
+    """Improved precision and recall (Kynkaanniemi et al., 2019) with k-NN manifolds.
+
+    Precision: the fraction of ``fake`` rows within the k-NN ball of some ``real`` row; recall:
+    the fraction of ``real`` rows within the k-NN ball of some ``fake`` row. Returns (p, r).
+    """
+    precision = manifold_coverage(real, knn_radii(real, k), fake)
+    recall = manifold_coverage(fake, knn_radii(fake, k), real)
+    return precision, recall
+
+
+def total_variation(a, b, bins=10, range_=(-1., 1.)):
+    """Total-variation distance between the histograms of samples ``a`` and ``b``.
+
+    Both are binned on ``bins`` equal bins over ``range_`` (values outside are clipped into the
+    end bins); the result is half the L1 distance of the two normalised histograms, in [0, 1].
+    """
+    lo, hi = range_
+    ha, _ = np.histogram(np.clip(a, lo, hi), bins=bins, range=range_)
+    hb, _ = np.histogram(np.clip(b, lo, hi), bins=bins, range=range_)
+    return float(0.5 * np.abs(ha / ha.sum() - hb / hb.sum()).sum())

@@ -304,7 +304,7 @@ def grid_side(n):
 def train_uncond(*, desc, out_dir, config, vaX, fetch, ntrain, transform, inverse_transform,
                  init_params, build, mode, backend_name, draw_z, nvis, k, nbatch, niter,
                  niter_decay, lr, n_nnd, save_epochs, resume, max_updates, checkpoint_every,
-                 data_desc, model_desc, grids, close=None):
+                 data_desc, model_desc, grids, close=None, measures=None):
     """The original faces script's main loop, shared by every unconditional DCGAN script.
 
     The script loads its data (``vaX``: the transformed validation images; ``fetch(indices)``:
@@ -365,6 +365,11 @@ def train_uncond(*, desc, out_dir, config, vaX, fetch, ntrain, transform, invers
         log = dict(n_epochs=n_epochs, n_updates=n_updates, n_examples=n_examples,
                    n_seconds=seconds, **nnd, g_cost=g_cost, d_cost=d_cost)
         shown = ' '.join('%.2f' % v if v is not None else '-' for v in nnd.values())
+        if measures is not None:
+            measured = measures(_gen)
+            log.update(measured)
+            shown += ''.join(f' {k} {v:.3f}' for k, v in measured.items()
+                             if k in ('fd', 'precision', 'recall'))
         tqdm.write('%.0f %s %.4f %.4f' % (n_epochs, shown, g_cost, d_cost))
         samples = np.asarray(_gen(sample_zmb))
         color_grid_vis(inverse_transform(samples), sample_grid,
