@@ -223,3 +223,17 @@ def total_variation(a, b, bins=10, range_=(-1., 1.)):
     ha, _ = np.histogram(np.clip(a, lo, hi), bins=bins, range=range_)
     hb, _ = np.histogram(np.clip(b, lo, hi), bins=bins, range=range_)
     return float(0.5 * np.abs(ha / ha.sum() - hb / hb.sum()).sum())
+
+
+def nearest_neighbours(queries, reference, chunk=512):
+    """For each row of ``queries`` (n, d), the index of its nearest row of ``reference`` (m, d)
+    and the Euclidean distance to it: ((n,) int64, (n,) float64). Ties go to the first row."""
+    queries = np.asarray(queries, dtype=np.float64).reshape(len(queries), -1)
+    reference = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    idx = np.empty(len(queries), np.int64)
+    dist = np.empty(len(queries))
+    for i in range(0, len(queries), chunk):
+        d = _sq_dists(queries[i:i + chunk], reference)
+        idx[i:i + chunk] = np.argmin(d, axis=1)
+        dist[i:i + chunk] = np.sqrt(d[np.arange(len(d)), idx[i:i + chunk]])
+    return idx, dist
