@@ -91,8 +91,13 @@ def _background(size, c1, c2, angle):
     return (c1 + t[..., None] * (c2 - c1)).astype(np.uint8)
 
 
-def render(p, size=64):
-    """One face, uint8 ``(size, size, 3)``, from ``sample_params`` output ``p``."""
+def render(p, size=64, glasses_mask=False):
+    """One face, uint8 ``(size, size, 3)``, from ``sample_params`` output ``p``.
+
+    With ``glasses_mask``: ``(face, mask)``, the mask float32 ``(size, size)`` in [0, 1], the
+    fraction of each pixel covered by the glasses (frames, bridge, arms; 0 without glasses),
+    drawn with the same strokes on a blank canvas and downsampled by area.
+    """
     from PIL import Image, ImageDraw
 
     S = 2 * size            # draw at 2x, then downsample
@@ -101,7 +106,7 @@ def render(p, size=64):
     img = Image.fromarray(_background(S, *p['bg']))
     d = ImageDraw.Draw(img)
 
-    def E(cx, cy, rx, ry, fill=None, outline=None, width=1):
+    def E(cx, cy, rx, ry, fill=None, outline=None, width=1, d=d):
         if rx > 0.3 and ry > 0.3:
             d.ellipse([k * (cx - rx), k * (cy - ry), k * (cx + rx), k * (cy + ry)], fill=fill,
                       outline=outline, width=max(1, round(width * k)))
@@ -109,7 +114,7 @@ def render(p, size=64):
     def P(points, fill):
         d.polygon([(k * x, k * y) for x, y in points], fill=fill)
 
-    def L(points, fill, width):
+    def L(points, fill, width, d=d):
         d.line([(k * x, k * y) for x, y in points], fill=fill, width=max(1, round(width * k)),
                joint='curve')
 
@@ -222,19 +227,25 @@ def render(p, size=64):
         L([(mx - mw * 0.75, my + 2), (mx + mw * 0.75, my + 2)], fill=lips_c, width=3)
 
     # glasses: a frame round each eye, a bridge, arms back to the visible ears
+    mask = Image.new('L', (S, S), 0) if glasses_mask else None
     if p['glasses']:
         frame_c = _rgb(p['frame'])
         (xl, fl), (xr, fr) = eyes
         rl, rr, r_y = 8.8 * sc * fl, 8.8 * sc * fr, 7.2 * sc
-        E(xl, ey, rl, r_y, outline=frame_c, width=2.3)
-        E(xr, ey, rr, r_y, outline=frame_c, width=2.3)
-        L([(xl + rl, ey - 1), (x_root, ey - 2.5), (xr - rr, ey - 1)], fill=frame_c, width=2.3)
-        for side, xe, re in ((-1, xl, rl), (1, xr, rr)):
-            if -side * s > -0.25:
-                L([(xe + side * re, ey - 1), (cx + side * rx * c * 0.98 - 0.1 * rx * s, ey - 2)],
-                  fill=frame_c, width=2.3)
+        # the same strokes on the face, and in white on the mask's canvas
+        for dd, col in [(d, frame_c)] + ([(ImageDraw.Draw(mask), 255)] if mask else []):
+            E(xl, ey, rl, r_y, outline=col, width=2.3, d=dd)
+            E(xr, ey, rr, r_y, outline=col, width=2.3, d=dd)
+            L([(xl + rl, ey - 1), (x_root, ey - 2.5), (xr - rr, ey - 1)], fill=col, width=2.3, d=dd)
+            for side, xe, re in ((-1, xl, rl), (1, xr, rr)):
+                if -side * s > -0.25:
+                    L([(xe + side * re, ey - 1), (cx + side * rx * c * 0.98 - 0.1 * rx * s, ey - 2)],
+                      fill=col, width=2.3, d=dd)
 
     img = img.resize((size, size), Image.Resampling.LANCZOS)
+    if mask is not None:
+        mask = np.asarray(mask.resize((size, size), Image.Resampling.BOX), np.float32) / 255.
+        return np.asarray(img), mask
     return np.asarray(img)
 
 
@@ -248,15 +259,20 @@ def attributes_of(p):
     return np.array([p[n] for n in ATTRIBUTE_NAMES], dtype=np.float32)
 
 
-def render_range(seed, start, stop, size=64):
-    """Images ``start..stop-1`` of ``seed``: (uint8 ``(n, size, size, 3)``, float32 ``(n, k)``)."""
+def render_range(seed, start, stop, size=64, glasses_masks=False):
+    """Images ``start..stop-1`` of ``seed``: (uint8 ``(n, size, size, 3)``, float32 ``(n, k)``),
+    and with ``glasses_masks`` their float32 ``(n, size, size)`` glasses masks (see ``render``)."""
     imgs = np.empty((stop - start, size, size, 3), np.uint8)
     attrs = np.empty((stop - start, len(ATTRIBUTE_NAMES)), np.float32)
+    masks = np.empty((stop - start, size, size), np.float32) if glasses_masks else None
     for j, i in enumerate(range(start, stop)):
         p = sample_params(seed, i)
-        imgs[j] = render(p, size)
+        if glasses_masks:
+            imgs[j], masks[j] = render(p, size, glasses_mask=True)
+        else:
+            imgs[j] = render(p, size)
         attrs[j] = attributes_of(p)
-    return imgs, attrs
+    return (imgs, attrs, masks) if glasses_masks else (imgs, attrs)
 
 
 def _render_task(args):
