@@ -119,8 +119,9 @@ def _shared_params(arrays, which, widths):
 
 
 def rectified_layers(output):
-    """The rectifier outputs above ``output`` (a gen's h, h2, h3, h4; a discrim's likewise), in order."""
-    return [v for v in toposort_variables([output]) if v.ndim == 4 and rectifier_input(v) is not None]
+    """The rectifier outputs above ``output``, inputs first: a gen's h (2-D, before its reshape),
+    h2, h3, h4; a discrim's h, h2, h3, h4."""
+    return [v for v in toposort_variables([output]) if rectifier_input(v) is not None]
 
 
 def _population(stats_fn, batches):
@@ -189,7 +190,8 @@ class Generator:
         return self.run(self._fns['gX'], z, progress)
 
     def drop(self, layer):
-        """(gX with ``layer``'s maps times ``mask``, mask): a shared float32 (C,) of ones."""
+        """(gX with ``layer``'s maps times ``mask``, mask): a shared float32 (C,) of ones.
+        ``layer``: h2, h3 or h4 (h is the dense layer, before its reshape into maps)."""
         h = self.layers[layer]
         mask = sharedX(np.ones(self.ngf * {'h': 8, 'h2': 4, 'h3': 2, 'h4': 1}[layer]))
         return graph_replace(self.gX, {h: h * mask.dimshuffle('x', 0, 'x', 'x')}, strict=False), mask
