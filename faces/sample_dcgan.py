@@ -9,6 +9,8 @@ a run's models folder (its latest epoch file). Each image's z is ``RandomState(s
 original's ``_gen`` always did, so an image depends on the rest of the batch; ``--bn=population``
 first infers the statistics over ``--n_population`` samples (averaging per-batch means and
 variances, as the original's SVHN ``infer_bnorm_stats``) and then each image depends only on its z.
+Batchnorm over a batch of one image normalises its z away, so ``--single=true`` (one image per
+seed), or a batch that would hold one image, uses population statistics, and says so.
 """
 import re
 import sys
@@ -17,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytensor
 import pytensor.tensor as T
+from PIL import Image
 
 from lib import flags
 from lib.backend import get_mode, resolve_backend
 from lib.data_image import DataError
 from lib.ops import batchnorm_stats
-from lib.params import load_params
+from lib.params import ParamsFileError, load_params
 from lib.theano_utils import floatX, sharedX
 from lib.train import CHECKPOINT
 from lib.vis import color_grid_vis
@@ -55,25 +58,36 @@ def find_gen_params(path):
     if not path.exists():
         raise DataError(f'--model={path}: no such file or folder')
     if path.name == CHECKPOINT or path.name.endswith('_checkpoint.npz'):
-        with np.load(path, allow_pickle=False) as f:
-            keys = sorted((k for k in f.files if k.startswith('gen/')),
-                          key=lambda k: int(k.split('/')[1]))
-            if not keys:
-                raise DataError(f'{path}: a checkpoint without generator arrays')
-            return [f[k] for k in keys]
-    return load_params(path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                keys = sorted((k for k in f.files if re.fullmatch(r'gen/\d+', k)),
+                              key=lambda k: int(k.split('/')[1]))
+                arrays = [f[k] for k in keys]
+        except Exception as e:  # not a zip, an object array, a damaged member
+            raise DataError(f'{path}: unreadable checkpoint ({type(e).__name__}: {e})') from None
+        if not arrays:
+            raise DataError(f'{path}: a checkpoint without generator arrays')
+        return arrays
+    try:
+        return load_params(path)
+    except (ParamsFileError, OSError) as e:
+        raise DataError(f'--model={path}: {e}') from None
 
 
-def build_sampler(arrays, mode):
-    """Compile ``_gen(Z)`` with the training script's own ``gen`` over ``arrays``.
+def build_sampler(arrays, mode, bn=None):
+    """Compile ``_gen(Z)`` with the training script's own ``gen`` over ``arrays``, with batch or
+    population (``bn``; default: the ``--bn`` flag) batchnorm statistics.
 
     The architecture is read off the shapes: nz = gw.shape[0], ngf = gwx.shape[0], nc = gwx.shape[1].
     """
+    bn = bn or globals()['bn']
     if len(arrays) != 13:
         raise DataError(f'--model: {len(arrays)} generator arrays, expected 13 (gw, gg, gb, ..., gwx)')
     script.nz, script.ngf, script.nc = arrays[0].shape[0], arrays[-1].shape[0], arrays[-1].shape[1]
     gen_params, _ = script.init_params()  # the script's own shapes and names, then our values
     for p, a in zip(gen_params, arrays):
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in 'fiu':
+            raise DataError(f'--model: {p.name} is not a numeric array')
         if tuple(a.shape) != p.type.shape:
             raise DataError(f'--model: {p.name} has shape {tuple(a.shape)}, expected {p.type.shape}')
         p.set_value(floatX(a))
@@ -96,8 +110,24 @@ def build_sampler(arrays, mode):
     return pytensor.function([Z], gX, mode=mode)
 
 
+def check_out(single):
+    """Refuse an --out that cannot take what is written (before any work)."""
+    path = Path(out if not single or out != 'samples.png' else 'samples')
+    if single:
+        if path.exists() and not path.is_dir():
+            raise DataError(f'--out={out}: a file; --single=true writes a folder of images')
+        return path
+    if path.is_dir():
+        raise DataError(f'--out={out}: a folder; expected an image file name such as grid.png')
+    if Image.registered_extensions().get(path.suffix.lower()) is None:
+        raise DataError(f'--out={out}: unknown image extension (expected .png, .jpg, ...)')
+    if not path.parent.is_dir():
+        raise DataError(f'--out={out}: no folder {path.parent}')
+    return path
+
+
 def main(argv=None):
-    flags.configure(globals(), FLAGS, argv)
+    flags.configure(globals(), FLAGS, argv, positive=['n', 'n_population', 'nbatch'])
     try:
         if bn not in ('batch', 'population'):
             raise DataError(f"--bn={bn}: expected 'batch' or 'population'")
@@ -107,25 +137,38 @@ def main(argv=None):
             seed_list = [int(s) for s in seeds.split(',')] if seeds else list(range(n))
         except ValueError:
             raise DataError(f'--seeds={seeds}: expected comma-separated integers') from None
-        _gen = build_sampler(find_gen_params(model), get_mode(resolve_backend(backend)))
+        bad = [s for s in seed_list if not 0 <= s <= flags.SEED_MAX]
+        if bad:
+            raise DataError(f'--seeds={seeds}: {bad[0]} is not a seed (0 .. {flags.SEED_MAX})')
+        path = check_out(single)
+        use_bn = bn
+        if bn == 'batch' and (single or len(seed_list) % nbatch == 1):
+            # PORT: the original's batch statistics over one image ignore its z
+            why = ('--single=true makes each image from its seed alone' if single else
+                   f'{len(seed_list)} images in batches of {nbatch} leave one image alone')
+            print(f'--bn=population ({n_population} samples): {why}, and batchnorm over one '
+                  f'image ignores its z', flush=True)
+            use_bn = 'population'
+        _gen = build_sampler(find_gen_params(model), get_mode(resolve_backend(backend)), use_bn)
     except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
+        flags.fail(e)
     zs = floatX([np.random.RandomState(s).uniform(-1., 1., size=script.nz) for s in seed_list])
     samples = np.concatenate([_gen(zs[i:i+nbatch]) for i in range(0, len(zs), nbatch)])
     npx = samples.shape[-1]
     images = (samples.reshape(-1, script.nc, npx, npx).transpose(0, 2, 3, 1) + 1.) / 2.
-    if single:
-        folder = Path(out if out != 'samples.png' else 'samples')
-        folder.mkdir(parents=True, exist_ok=True)
-        for s, img in zip(seed_list, images):
-            color_grid_vis(img[None], (1, 1), str(folder / f'seed_{s}.png'))
-        print(f'wrote {len(images)} images to {folder}/')
-    else:
-        side = int(np.ceil(np.sqrt(len(images))))
-        color_grid_vis(images, (int(np.ceil(len(images) / side)), side), out)
-        print(f'wrote a grid of {len(images)} samples to {out}')
+    try:
+        if single:
+            path.mkdir(parents=True, exist_ok=True)
+            for s, img in zip(seed_list, images):
+                color_grid_vis(img[None], (1, 1), str(path / f'seed_{s}.png'))
+            print(f'wrote {len(images)} images to {path}/')
+        else:
+            side = int(np.ceil(np.sqrt(len(images))))
+            color_grid_vis(images, (int(np.ceil(len(images) / side)), side), str(path))
+            print(f'wrote a grid of {len(images)} samples to {path}')
+    except OSError as e:
+        flags.fail(f'--out={out}: {e.strerror or e} ({e.filename or path})')
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

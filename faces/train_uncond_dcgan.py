@@ -67,6 +67,7 @@ out_dir = ''            # '' = this folder: logs/, samples/<desc>/, models/<desc
 seed = 42               # seed of lib.rng (the original's value)
 backend = ''            # c | numba | jax | pytorch | python; '' = the fastest here
 resume = False          # continue from models/<desc>/latest_checkpoint.npz
+overwrite = False       # replace a run already in --out_dir (else it is refused)
 dry_run = False         # two minibatches on tiny data, then stop (smoke test)
 max_updates = 0         # stop with a checkpoint after this many updates (0 = no limit)
 checkpoint_every = 600.  # seconds between mid-epoch checkpoints (0 = at epoch ends only)
@@ -74,7 +75,8 @@ n_eval = 1000           # # of faces for the per-epoch yardstick (faces/yardstic
 
 FLAGS = ['k', 'l2', 'nvis', 'b1', 'nc', 'nbatch', 'npx', 'nz', 'ngf', 'ndf', 'niter',
          'niter_decay', 'lr', 'ntrain', 'data', 'n_synthetic', 'nval', 'n_nnd', 'out_dir',
-         'seed', 'backend', 'resume', 'dry_run', 'max_updates', 'checkpoint_every', 'n_eval']
+         'seed', 'backend', 'resume', 'overwrite', 'dry_run', 'max_updates', 'checkpoint_every',
+         'n_eval']
 
 desc = 'uncond_dcgan'
 save_epochs = [1, 2, 3, 4, 5, 10, 15, 20, 25]
@@ -182,7 +184,14 @@ def build(gen_params, discrim_params, mode):
 
 def main(argv=None):
     global ntrain, nval, niter, niter_decay, n_synthetic, n_nnd, nvis, nx, n_eval
-    config = flags.configure(globals(), FLAGS, argv)
+    config = train.configure(globals(), FLAGS, argv)
+    # gen doubles 4x4 four times and discrim halves back to 4x4: 64x64 RGB images only
+    if (npx, nc) != (64, 3):
+        flags.fail(f'--npx={npx} --nc={nc}: this model makes and judges 64x64 RGB images (4x4 '
+                   f'doubled by 4 layers, 3 channels): --npx=64 --nc=3')
+    name = resolve_backend(backend, task='train')
+    run = train.open_run(desc, out_dir, config, resume=resume, overwrite=overwrite,
+                         default_dir=HERE)
     nx = npx*npx*nc
     if dry_run:
         # two minibatches on a tiny synthetic set; everything else runs as in a real epoch
@@ -190,7 +199,6 @@ def main(argv=None):
         n_synthetic = min(n_synthetic, 3*nbatch) if not data else n_synthetic
         nval, n_nnd = min(nval, nbatch), min(n_nnd, nbatch)
         n_eval = min(n_eval, nbatch)
-    name = resolve_backend(backend, task='train')
     mode = get_mode(name)
     rng.set_seed(seed)
 
@@ -202,6 +210,9 @@ def main(argv=None):
         print(f'error: {e}', file=sys.stderr)
         raise SystemExit(2)
     ntrain = tr_stream.iteration_scheme.num_examples
+    if nval > tr_data.num_examples:
+        flags.fail(f'--nval={nval}: {tr_data.path} has only {tr_data.num_examples} training '
+                   f'images')
     tr_handle = tr_data.open()
     vaX, = tr_data.get_data(tr_handle, slice(0, nval))
     vaX = transform(vaX)
@@ -213,7 +224,7 @@ def main(argv=None):
         return (side, side), (14, 14) if nvis == 196 else (side, side)
 
     return train.train_uncond(
-        desc=desc, out_dir=out_dir or HERE, config=config, vaX=vaX,
+        run=run, vaX=vaX,
         fetch=lambda idx: tr_data.get_data(tr_handle, idx), close=lambda: tr_data.close(tr_handle),
         ntrain=ntrain, transform=transform, inverse_transform=inverse_transform,
         init_params=init_params, build=build, mode=mode, backend_name=name,
@@ -256,4 +267,4 @@ def yardstick_measures(mode):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

@@ -77,13 +77,14 @@ out_dir = ''            # '' = this folder: logs/, samples/<desc>/, models/<desc
 seed = 42               # seed of lib.rng (the original's value)
 backend = ''            # c | numba | jax | pytorch | python; '' = the fastest here
 resume = False          # continue from models/<desc>/latest_checkpoint.npz
+overwrite = False       # replace a run already in --out_dir (else it is refused)
 dry_run = False         # two minibatches, then stop (smoke test)
 max_updates = 0         # stop with a checkpoint after this many updates (0 = no limit)
 checkpoint_every = 600.  # seconds between mid-epoch checkpoints (0 = at epoch ends only)
 
 FLAGS = ['k', 'l2', 'nvis', 'b1', 'nbatch', 'nz', 'ngf', 'ndf', 'niter', 'niter_decay', 'lr',
-         'ntrain', 'data', 'nval', 'n_nnd', 'out_dir', 'seed', 'backend', 'resume', 'dry_run',
-         'max_updates', 'checkpoint_every']
+         'ntrain', 'data', 'nval', 'n_nnd', 'out_dir', 'seed', 'backend', 'resume',
+         'overwrite', 'dry_run', 'max_updates', 'checkpoint_every']
 DEFAULTS = {name: globals()[name] for name in FLAGS}
 
 desc = 'imagenet_gan_pretrain_128f_relu_lrelu_7l_3x3_256z'
@@ -184,19 +185,21 @@ def main(argv=None):
     """Train with ``--name=value`` overrides; returns lib.train.fit's counters."""
     global ntrain, nval, niter, niter_decay, n_nnd, nx
     globals().update(DEFAULTS)  # PORT: every call starts from the defaults, then the flags
-    config = flags.configure(globals(), FLAGS, argv)
+    config = train.configure(globals(), FLAGS, argv)
+    if nvis < 2:
+        flags.fail(f'--nvis={nvis}: expected at least 2 samples (batchnorm needs a batch)')
+    name = resolve_backend(backend, task='train')
+    run = train.open_run(desc, out_dir, config, resume=resume, overwrite=overwrite,
+                         default_dir=HERE)
     nx = npx*npx*nc
     if dry_run:
         # two minibatches; everything else runs as in a real epoch
         ntrain, niter, niter_decay = 2*nbatch, 1, 0
         nval, n_nnd = min(nval, nbatch), min(n_nnd, nbatch)
-    name = resolve_backend(backend, task='train')
     mode = get_mode(name)
     rng.set_seed(seed)
 
     try:
-        if nvis < 2:
-            raise DataError(f'--nvis={nvis}: expected at least 2 samples (batchnorm needs a batch)')
         tr_data, te_data, tr_stream, val_stream, te_stream = imagenet(
             ntrain=ntrain, nval=nval, path=data or None, npx=npx, batch_size=nbatch)
     except DataError as e:
@@ -211,7 +214,7 @@ def main(argv=None):
         return (train.grid_side(nvis),) * 2, (train.grid_side(nvis),) * 2
 
     return train.train_uncond(
-        desc=desc, out_dir=out_dir or HERE, config=config, vaX=vaX,
+        run=run, vaX=vaX,
         fetch=lambda idx: tr_data.get_data(tr_handle, idx), close=lambda: tr_data.close(tr_handle),
         ntrain=ntrain, transform=transform, inverse_transform=inverse_transform,
         init_params=init_params, build=build, mode=mode, backend_name=name,
@@ -224,4 +227,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

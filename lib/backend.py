@@ -11,7 +11,7 @@ import os
 from pytensor.compile.mode import Mode
 from pytensor.compile.mode import get_mode as pytensor_get_mode
 
-from lib import allocator, collector, graph_cache
+from lib import allocator, collector, flags, graph_cache
 
 BACKENDS = ("c", "numba", "jax", "pytorch")
 ALL = ("python",) + BACKENDS
@@ -137,7 +137,7 @@ def resolve_backend(name="", task="other"):
     ``DEFAULT_ORDER[task]``."""
     if name:
         if name.lower() not in ALL:
-            raise SystemExit(f"error: --backend={name}: expected one of {', '.join(ALL)}")
+            flags.fail(f"--backend={name}: expected one of {', '.join(ALL)}")
         return name.lower()
     if jax_gpu():
         return "jax"

@@ -2,10 +2,19 @@
 
 Like nanoGPT's configurator: every module-level int/float/str/bool the script declares in its
 hyperparameter block can be overridden; values are coerced to the default's type; an unknown key
-or a value of the wrong type is a one-line error (exit status 2). ``--help`` (or ``-h``) lists
-the flags with their defaults and the comments of the hyperparameter block.
+or a value of the wrong type is a one-line error (exit status 2). Float values must be finite;
+``configure`` also checks the ranges a script names (positive, non-negative, fractions) and any
+``seed`` (0 .. 2**32 - 1, what NumPy's RandomState takes), and the script checks the rest with
+``FlagError`` before it starts any work, so an error names the flag the user typed. ``--help``
+(or ``-h``) lists the flags with their defaults and the comments of the hyperparameter block.
+
+``command(main)`` runs a script's ``main`` as a command: Ctrl-C (SIGINT) and SIGTERM end it with
+one line and exit status 130 and 143, as shells expect (training turns them into a checkpoint
+first: lib/train.py).
 """
+import math
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -32,16 +41,41 @@ def _coerce(name, default, text):
         raise FlagError(f"--{name}={text}: expected a boolean (true/false)")
     try:
         if isinstance(default, int):
-            value = float(text)
-            if value != int(value):
-                raise ValueError
-            return int(value)
+            try:
+                return int(text)
+            except ValueError:
+                value = float(text)  # 1e3; inf and nan fail below
+                if not math.isfinite(value) or value != int(value):
+                    raise ValueError from None
+                return int(value)
         if isinstance(default, float):
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):
+                raise FlagError(f"--{name}={text}: expected a finite number (default {default!r})")
+            return value
     except ValueError:
         raise FlagError(f"--{name}={text}: expected {type(default).__name__} "
                         f"(default {default!r})") from None
     return text
+
+
+SEED_MAX = 2**32 - 1  # NumPy's RandomState takes seeds 0 .. 2**32 - 1
+
+
+def check_ranges(values, *, positive=(), non_negative=(), fractions=()):
+    """Raise FlagError for the first of ``values`` (name -> value) outside its range: ``positive``
+    names > 0, ``non_negative`` >= 0, ``fractions`` in [0, 1); a ``seed`` in 0 .. 2**32 - 1."""
+    for name in positive:
+        if values[name] <= 0:
+            raise FlagError(f"--{name}={values[name]}: expected a number > 0")
+    for name in non_negative:
+        if values[name] < 0:
+            raise FlagError(f"--{name}={values[name]}: expected a number >= 0")
+    for name in fractions:
+        if not 0 <= values[name] < 1:
+            raise FlagError(f"--{name}={values[name]}: expected a number in [0, 1)")
+    if "seed" in values and not 0 <= values["seed"] <= SEED_MAX:
+        raise FlagError(f"--seed={values['seed']}: expected an integer in 0 .. {SEED_MAX}")
 
 
 def parse(defaults, argv):
@@ -77,19 +111,19 @@ def usage(namespace, defaults):
         if m and m.group(1) in defaults:
             comments.setdefault(m.group(1), m.group(2).strip())
     script = Path(path).name if path else "script"
-    doc = (namespace.get("__doc__") or "").strip().splitlines()
-    lines = [f"usage: python {script} [--name=value ...]"] + doc[:1] + ["", "flags (default):"]
+    doc = (namespace.get("__doc__") or "").strip().split("\n\n")[0]  # its first paragraph
+    lines = [f"usage: python {script} [--name=value ...]"] + doc.splitlines() + ["", "flags (default):"]
     shown = {n: f"--{n}={v}" for n, v in defaults.items()}
     width = max(map(len, shown.values()), default=0)
     lines += [f"  {shown[n]:<{width}}  {comments.get(n, '')}".rstrip() for n in defaults]
     return "\n".join(lines)
 
 
-def configure(namespace, names, argv=None):
+def configure(namespace, names, argv=None, **ranges):
     """Apply command-line overrides to the module-level ``names`` of ``namespace`` (in place).
 
-    Returns the resolved configuration (name -> value). On a bad flag prints one line to stderr
-    and exits with status 2.
+    ``ranges``: ``check_ranges``'s keyword arguments. Returns the resolved configuration (name ->
+    value). On a bad flag prints one line to stderr and exits with status 2; nothing is changed.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     defaults = overridable(namespace, names)
@@ -97,8 +131,41 @@ def configure(namespace, names, argv=None):
         print(usage(namespace, defaults))
         raise SystemExit(0)
     try:
-        namespace.update(parse(defaults, argv))
+        values = dict(defaults, **parse(defaults, argv))
+        check_ranges(values, **ranges)
     except FlagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2)
-    return {n: namespace[n] for n in defaults}
+        fail(e)
+    namespace.update(values)
+    return values
+
+
+def fail(message):
+    """Print ``error: <message>`` (one line) to stderr and exit with status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM outside the training loop (``signum`` says which)."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signum)
+
+
+def command(main):
+    """Run ``main()`` as a command. SIGINT and SIGTERM raise ``Interrupted`` (training catches
+    them as a stop request; lib/train.py); one that reaches here prints one line and exits with
+    128 + the signal's number: 130 after Ctrl-C, 143 after SIGTERM."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _interrupt)
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"\nstopped ({signal.Signals(signum).name})", file=sys.stderr)
+        raise SystemExit(128 + signum) from None

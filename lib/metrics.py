@@ -139,6 +139,64 @@ def nnd_score(trX, teX, metric='euclidean', mode=None):
     return gpu_nnd_score(trX, teX, metric=metric, mode=mode)
 
 
+class StreamedNNDScores:
+    """``nnd_score(trX[:n], teX)`` for several prefix sizes ``ns`` of samples ``trX`` that arrive
+    in pieces (``add``), holding one block of ``batch_size`` samples at a time, not all of them.
+
+    The distances are computed over the same (teX block, trX block) pairs as ``gpu_nnd_score``
+    computes for each prefix, with the same compiled function, and reduced with the same exact
+    min/max, so ``scores()`` equals ``{n: nnd_score(trX[:n], teX)}`` bit for bit. A prefix
+    longer than the samples added is None.
+    """
+
+    def __init__(self, teX, ns, metric='euclidean', batch_size=4096, mode=None):
+        self.teX = floatX(np.asarray(teX).reshape(len(teX), -1))
+        self.ns = sorted(set(int(n) for n in ns))
+        self.metric = metric
+        self.batch_size = batch_size
+        self.mode = mode
+        self.count = 0  # samples added so far
+        self.block = None  # the samples of the current block, [count - filled, count)
+        self.filled = 0
+        reduce = np.maximum if metric == 'cosine' else np.minimum
+        self._reduce = reduce
+        self._best = {n: None for n in self.ns}
+
+    def _fold(self, n, B):
+        """Reduce the block B of samples into prefix n's nearest distances."""
+        fn = cosine_dist if self.metric == 'cosine' else euclid_dist
+        pick = np.max if self.metric == 'cosine' else np.min
+        best = np.concatenate([pick(fn(self.teX[i:i + self.batch_size], B, mode=self.mode), axis=1)
+                               for i in range(0, len(self.teX), self.batch_size)])
+        self._best[n] = best if self._best[n] is None else self._reduce(self._best[n], best)
+
+    def add(self, X):
+        """Add samples X (m, ...), flattened to rows, after those added before."""
+        X = floatX(np.asarray(X).reshape(len(X), -1))
+        if self.block is None:
+            self.block = np.empty((self.batch_size, X.shape[1]), dtype=X.dtype)
+        pos = 0
+        while pos < len(X):
+            ends = [n for n in self.ns if n > self.count]
+            take = min(len(X) - pos, self.batch_size - self.filled,
+                       *(n - self.count for n in ends[:1]))
+            self.block[self.filled:self.filled + take] = X[pos:pos + take]
+            pos += take
+            self.filled += take
+            self.count += take
+            B = self.block[:self.filled]
+            for n in self.ns:
+                # prefix n takes this block when it is full, or when n ends inside it here
+                if n >= self.count if self.filled == self.batch_size else n == self.count:
+                    self._fold(n, B)
+            if self.filled == self.batch_size:
+                self.filled = 0
+
+    def scores(self):
+        """{n: the mean nearest-neighbour distance (similarity) over teX, or None}."""
+        return {n: float(np.mean(self._best[n])) if self.count >= n else None for n in self.ns}
+
+
 # --------------------------------------------------------------------------------------------
 # Distribution measures of the faces yardstick (faces/yardstick.py): NumPy/SciPy, float64
 # --------------------------------------------------------------------------------------------

@@ -10,15 +10,17 @@ Two formats, told apart by their first bytes:
   exactly those classes, and the side files with ``allow_pickle=False``; anything else is refused
   with a ``ParamsFileError`` before any of it is used.
 
-Writes are atomic: a temporary file in the target folder, then ``os.replace``.
+Writes are atomic (``lib.files.atomic_write``): a temporary file in the target folder, then
+``os.replace``.
 """
 import io
 import os
 import pickle
 import re
-import tempfile
 
 import numpy as np
+
+from lib.files import atomic_write
 
 # The globals a joblib <= 0.9 parameter file may name: the wrapper class (under the module path
 # of the sklearn-bundled joblib the original used, or of joblib itself) and numpy.ndarray.
@@ -71,23 +73,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def _params_values(params):
     """Arrays from shared variables (``get_value()``) or array-likes."""
     return [np.asarray(p.get_value() if hasattr(p, 'get_value') else p) for p in params]
-
-
-def _atomic_write(path, write):
-    """Call ``write(f)`` on a temporary file beside ``path``, then move it to ``path``."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                               prefix=os.path.basename(path) + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _as_float32(path, what, a):
@@ -175,7 +160,7 @@ def save_params(params, path):
     Our format is an .npz archive (``arr_0``..), whatever the file name; no pickle.
     """
     arrays = _params_values(params)
-    _atomic_write(path, lambda f: np.savez(f, *arrays))
+    atomic_write(path, lambda f: np.savez(f, *arrays))
 
 
 def _jl_string(s):
@@ -196,7 +181,7 @@ def save_params_jl(params, path, module='sklearn.externals.joblib.numpy_pickle')
     names = [f'{base}_{i + 1:02d}.npy' for i in range(len(arrays))]
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     for name, a in zip(names, arrays):
-        _atomic_write(os.path.join(folder, name), lambda f, a=a: np.save(f, a, allow_pickle=False))
+        atomic_write(os.path.join(folder, name), lambda f, a=a: np.save(f, a, allow_pickle=False))
     # The opcodes joblib 0.9 produced, written out (the class is not importable here).
     out = [b'\x80\x02', b']', b'(']
     for name in names:
@@ -207,4 +192,4 @@ def save_params_jl(params, path, module='sklearn.externals.joblib.numpy_pickle')
                 _jl_string('filename'), _jl_string(name),
                 b'u', b'b']
     out += [b'e', b'.']
-    _atomic_write(path, lambda f: f.write(b''.join(out)))
+    atomic_write(path, lambda f: f.write(b''.join(out)))

@@ -5,10 +5,11 @@ to 0..255 (scipy's ``bytescale``), so a grid of images in [0, 1] that reaches bo
 saved as round(255*x); the empty cells of an unfilled grid are 0 and take part in the min-max.
 """
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
+
+from lib.files import atomic_write
 
 
 def bytescale(data):
@@ -37,14 +38,7 @@ def imsave(path, img):
     fmt = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
     if fmt is None:
         raise ValueError(f"{path}: unknown image extension")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            image.save(f, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: image.save(f, format=fmt))
 
 
 def grayscale_grid_vis(X, nhw, save_path=None):

@@ -62,13 +62,14 @@ out_dir = ''            # '' = this folder: logs/, samples/<desc>/, models/<desc
 seed = 42               # seed of lib.rng (the original's value)
 backend = ''            # c | numba | jax | pytorch | python; '' = the fastest here
 resume = False          # continue from models/<desc>/latest_checkpoint.npz
+overwrite = False       # replace a run already in --out_dir (else it is refused)
 dry_run = False         # two minibatches, then stop (smoke test)
 max_updates = 0         # stop with a checkpoint after this many updates (0 = no limit)
 checkpoint_every = 600.  # seconds between mid-epoch checkpoints (0 = at epoch ends only)
 
 FLAGS = ['k', 'l2', 'b1', 'nc', 'ny', 'nbatch', 'npx', 'nz', 'ngfc', 'ndfc', 'ngf', 'ndf',
          'niter', 'niter_decay', 'lr', 'data_dir', 'nval', 'n_samples', 'out_dir', 'seed',
-         'backend', 'resume', 'dry_run', 'max_updates', 'checkpoint_every']
+         'backend', 'resume', 'overwrite', 'dry_run', 'max_updates', 'checkpoint_every']
 
 
 def transform(X):
@@ -191,17 +192,18 @@ def class_grid(X, Y, n_per_class=20):
 
 def main(argv=None):
     global ntrain, nval, ntest, niter, niter_decay, n_samples, nx
-    config = flags.configure(globals(), FLAGS, argv)
+    config = train.configure(globals(), FLAGS, argv)
     nx = npx*npx*nc
     if (npx, nc, ny) != (28, 1, 10):
-        print(f'error: --npx={npx} --nc={nc} --ny={ny}: MNIST digits are 28x28 grayscale in 10 '
-              'classes (npx=28, nc=1, ny=10)', file=sys.stderr)
-        raise SystemExit(2)
+        flags.fail(f'--npx={npx} --nc={nc} --ny={ny}: MNIST digits are 28x28 grayscale in 10 '
+                   'classes (npx=28, nc=1, ny=10)')
+    name = resolve_backend(backend)
+    run = train.open_run(desc, out_dir, config, resume=resume, overwrite=overwrite,
+                         default_dir=HERE)
     if dry_run:
         # two minibatches; everything else runs as in a real epoch (scores over 1k samples)
         niter, niter_decay = 1, 0
         n_samples = min(n_samples, 1000)
-    name = resolve_backend(backend)
     mode = get_mode(name)
     rng.set_seed(seed)
 
@@ -217,8 +219,6 @@ def main(argv=None):
     ntrain, nval, ntest = len(trX), len(vaX), len(teX)
     if dry_run:
         ntrain = min(ntrain, 2*nbatch)
-
-    run = train.Run(desc, out_dir or HERE, config)
 
     gen_params, discrim_params = init_params()
     source = 'MNIST' if data_dir or has_mnist() else "scikit-learn's 8x8 digits (NOT MNIST)"
@@ -285,4 +285,4 @@ def main(argv=None):
         resume=resume, max_updates=max_updates, checkpoint_every=checkpoint_every)
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

@@ -68,13 +68,14 @@ out_dir = ''            # '' = this folder: logs/, samples/<desc>/, models/<desc
 seed = 42               # seed of lib.rng (the original's value)
 backend = ''            # c | numba | jax | pytorch | python; '' = the fastest here
 resume = False          # continue from models/<desc>/latest_checkpoint.npz
+overwrite = False       # replace a run already in --out_dir (else it is refused)
 dry_run = False         # two minibatches on tiny data, then stop (smoke test)
 max_updates = 0         # stop with a checkpoint after this many updates (0 = no limit)
 checkpoint_every = 600.  # seconds between mid-epoch checkpoints (0 = at epoch ends only)
 
 FLAGS = ['k', 'l2', 'nvis', 'b1', 'nc', 'nbatch', 'npx', 'nz', 'ngf', 'ndf', 'niter',
          'niter_decay', 'lr', 'ntrain', 'data_dir', 'extra', 'nval', 'n_nnd', 'out_dir', 'seed',
-         'backend', 'resume', 'dry_run', 'max_updates', 'checkpoint_every']
+         'backend', 'resume', 'overwrite', 'dry_run', 'max_updates', 'checkpoint_every']
 
 desc = 'svhn_unsup_all_conv_dcgan_100z_gaussian_lr_0.0005_64mb'
 save_epochs = [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 150, 200]
@@ -175,17 +176,17 @@ def build(gen_params, discrim_params, mode):
 
 def main(argv=None):
     global ntrain, nval, niter, niter_decay, n_nnd, nvis, nx
-    config = flags.configure(globals(), FLAGS, argv)
+    config = train.configure(globals(), FLAGS, argv)
     nx = npx*npx*nc
     if npx != 32 or nc != 3:
-        print(f'error: --npx={npx} --nc={nc}: SVHN images are 32x32 RGB (npx=32, nc=3)',
-              file=sys.stderr)
-        raise SystemExit(2)
+        flags.fail(f'--npx={npx} --nc={nc}: SVHN images are 32x32 RGB (npx=32, nc=3)')
+    name = resolve_backend(backend, task='train')
+    run = train.open_run(desc, out_dir, config, resume=resume, overwrite=overwrite,
+                         default_dir=HERE)
     if dry_run:
         # two minibatches on the first images; everything else runs as in a real epoch
         ntrain, niter, niter_decay = 2*nbatch, 1, 0
         nval, n_nnd, nvis = min(nval, nbatch), min(n_nnd, nbatch), min(nvis, nbatch)
-    name = resolve_backend(backend, task='train')
     mode = get_mode(name)
     rng.set_seed(seed)
 
@@ -204,7 +205,7 @@ def main(argv=None):
 
     # z ~ N(0, 1): the 'gaussian' of the model's name (faces and mnist draw uniform z)
     return train.train_uncond(
-        desc=desc, out_dir=out_dir or HERE, config=config, vaX=vaX,
+        run=run, vaX=vaX,
         fetch=lambda idx: (trX[idx],),
         ntrain=ntrain, transform=transform, inverse_transform=inverse_transform,
         init_params=init_params, build=build, mode=mode, backend_name=name,
@@ -217,4 +218,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

@@ -31,9 +31,11 @@ def test_explicit_name_wins_and_is_case_insensitive():
     assert backend.resolve_backend("python") == "python"
 
 
-def test_unknown_backend_is_a_one_line_error():
-    with pytest.raises(SystemExit, match=r"--backend=tpu: expected one of python, c, numba"):
+def test_unknown_backend_is_a_one_line_error(capsys):
+    with pytest.raises(SystemExit) as exc:
         backend.resolve_backend("tpu")
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.startswith("error: --backend=tpu: expected one of python, c, numba")
     with pytest.raises(ValueError, match=r"--backend='tpu'"):
         backend.get_mode("tpu")
 

@@ -1,0 +1,32 @@
+"""The one atomic writer of the outputs: parameter files, images, checkpoints, logs' rewrites.
+
+``atomic_write(path, write)`` calls ``write(f)`` on a new temporary file beside ``path``, syncs
+it and renames it over ``path``: a kill or a full disk mid-write leaves the previous file intact
+and removes the temporary one (a kill -9 may leave a ``<name>.<pid>.<hex>.tmp`` behind, never a
+half-written ``path``). The file gets the permissions any new file of the user gets (0666 less
+the umask), as ``open(path, 'w')`` would give it; ``tempfile.mkstemp`` would make it 0600.
+"""
+import os
+import secrets
+
+
+def atomic_write(path, write):
+    """Write ``path`` atomically: ``write(f)`` on a binary file object, fsync, rename."""
+    path = os.fspath(path)
+    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    """``atomic_write`` of a UTF-8 string."""
+    atomic_write(path, lambda f: f.write(text.encode()))
