@@ -44,11 +44,11 @@ NPX = 64
 # hyperparameters of the committed weights (every one a flag of the training CLI)
 nf = 16                 # # of filters in the first conv layer (doubling per layer, 4 layers)
 nfeat = 256             # # of units in the penultimate (feature) layer
-ntrain = 30000          # # of synthetic faces (seed TRAIN_SEED) to train on
+ntrain = 60000          # # of synthetic faces (seed TRAIN_SEED) to train on (half mirrored)
 nval = 2000             # # of held-out faces (seed HELDOUT_SEED) to report accuracy on
 nbatch = 128            # # of examples in batch
-niter = 8               # # of epochs at the initial learning rate
-niter_decay = 4         # # of epochs to decay it linearly to zero
+niter = 10              # # of epochs at the initial learning rate
+niter_decay = 6         # # of epochs to decay it linearly to zero
 lr = 0.001              # initial learning rate for adam
 seed = 0                # seed of lib.rng (initial parameters, epoch order)
 out = ''                # '' = models/faces_attrnet/attrnet_params.npz
@@ -181,6 +181,15 @@ def accuracy(pred, binary, hair, reg):
     return out
 
 
+def flip(X, reg, which):
+    """Mirror the faces ``which`` (bool (n,)) left-right: yaw and dx change sign, nothing else."""
+    X, reg = X.copy(), reg.copy()
+    X[which] = X[which, :, :, ::-1]
+    for name in ('yaw', 'dx'):
+        reg[which, REGRESSION.index(name)] *= -1
+    return X, reg
+
+
 def build_train(params, mode):
     """The compiled Adam update on BCE (binaries) + CE (hair) + MSE (regressions)."""
     X, YB, YR = T.tensor4(), T.matrix(), T.matrix()
@@ -224,7 +233,8 @@ def main(argv=None):
         for i in tqdm(range(0, ntrain, nbatch), desc=f'epoch {epoch + 1}/{niter + niter_decay}',
                       file=sys.stderr, leave=False):
             idx = np.sort(perm[i:i + nbatch])
-            costs.append(_train(transform(trimgs[idx]), trb[idx], trh[idx], trr[idx]))
+            X, reg = flip(transform(trimgs[idx]), trr[idx], rng.np_rng.uniform(size=len(idx)) < 0.5)
+            costs.append(_train(X, trb[idx], trh[idx], reg))
         if epoch + 1 >= niter:
             lrt.set_value(floatX(lr * (niter + niter_decay - epoch - 1) / max(niter_decay, 1)))
         net = AttributeNet([p.get_value() for p in params], mode)

@@ -65,6 +65,17 @@ def model_files(path, which):
     return [(e, found[e]) for e in wanted]
 
 
+def check_generator(path, arrays):
+    """``arrays`` if they are a faces generator of RGB 64x64 images (13 arrays), else DataError."""
+    if len(arrays) != 13:
+        raise DataError(f'--model={path}: {len(arrays)} generator arrays, expected 13 '
+                        f'(gw, gg, gb, ..., gwx of faces/train_uncond_dcgan.py)')
+    if arrays[-1].ndim != 4 or arrays[-1].shape[1] != 3:
+        raise DataError(f'--model={path}: gwx has shape {arrays[-1].shape}, expected '
+                        f'(ngf, 3, 5, 5): the yardstick takes RGB faces')
+    return arrays
+
+
 def run_log(models_dir):
     """The training log's records by epoch (``models/<desc>`` -> ``logs/<desc>.ndjson``), or {}."""
     log = Path(models_dir).parent.parent / 'logs' / f'{Path(models_dir).name}.ndjson'
@@ -73,7 +84,7 @@ def run_log(models_dir):
         for line in log.read_text().splitlines():
             try:
                 r = json.loads(line)
-                records[int(r['n_epochs']) + 1] = r
+                records[int(r['n_epochs']) + 1] = r   # n_epochs counts the epochs before it
             except (ValueError, KeyError, TypeError):
                 continue
     return records
@@ -105,6 +116,8 @@ def main(argv=None):
         if not model:
             raise DataError('--model: required (a gen params file, checkpoint or models folder)')
         files = model_files(model, epochs)
+        # every model is read and checked before the yardstick is built: a bad file fails fast
+        models = [(epoch, path, check_generator(path, find_gen_params(path))) for epoch, path in files]
         mode = get_mode(resolve_backend(backend))
         ys = yardstick.make(n_eval, data, net=attrnet.load(mode=mode))
         if not ys.labelled:
@@ -112,21 +125,12 @@ def main(argv=None):
                   f'recall) are computed', flush=True)
         logs = run_log(model) if Path(model).is_dir() else {}
         results = []
-        for epoch, path in files:
-            arrays = find_gen_params(path)
+        for epoch, path, arrays in models:
             sample_dcgan.bn = 'batch'
-            sample = build_sampler(arrays, mode)
-            if arrays[-1].shape[1] != 3:
-                raise DataError(f'--model={path}: {arrays[-1].shape[1]} channels; the yardstick '
-                                f'takes RGB faces')
-            gX = generate(sample, arrays[0].shape[0], n_eval, nbatch, seed)
-            if gX.shape[1:] != (3, attrnet.NPX, attrnet.NPX):
-                raise DataError(f'--model={path}: generates {gX.shape[1:]} images; the yardstick '
-                                f'takes (3, {attrnet.NPX}, {attrnet.NPX}) faces')
+            gX = generate(build_sampler(arrays, mode), arrays[0].shape[0], n_eval, nbatch, seed)
             r = dict(epoch=epoch, file=str(path), **ys.measure(gX), **nnd_scores(gX, ys.images))
-            if epoch is not None and epoch - 1 in logs:
-                r.update(n_seconds=logs[epoch - 1].get('n_seconds'),
-                         n_updates=logs[epoch - 1].get('n_updates'))
+            if epoch in logs:  # the log line of the epoch whose end wrote the file
+                r.update(n_seconds=logs[epoch].get('n_seconds'), n_updates=logs[epoch].get('n_updates'))
             results.append(r)
             print(f'epoch {epoch}: fd {r["fd"]:.3f} precision {r["precision"]:.3f} '
                   f'recall {r["recall"]:.3f}', flush=True)
