@@ -35,6 +35,7 @@ n_fit = 1000            # # of generated faces the dropping regression is fit on
 n_eval = 2000           # # of generated faces measured before and after (same z)
 n_random = 5            # # of random drops of as many maps (the control)
 C = 1.0                 # inverse L2 strength of the dropping regression
+box_threshold = 0.5     # a generated face's cell is inside a glasses box above this detector probability
 n_show = 12             # # of faces in the figure
 seed = 0                # seed of the z, the negatives and the random drops
 bn = 'population'       # batchnorm statistics: population | batch
@@ -43,7 +44,7 @@ nbatch = 128            # # of z per generator call
 out_dir = 'section6'    # forget.png and forget.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'layer', 'n_detector', 'n_fit', 'n_eval', 'n_random', 'C', 'n_show',
+FLAGS = ['model', 'epoch', 'layer', 'n_detector', 'n_fit', 'n_eval', 'n_random', 'C', 'box_threshold', 'n_show',
          'seed', 'bn', 'n_population', 'nbatch', 'out_dir', 'backend']
 
 DETECTOR_SEED = 3       # synthetic faces of this seed train the detector (no other set uses it)
@@ -170,7 +171,7 @@ def main(argv=None):
     # the regression on gen's layer, inside detected glasses against elsewhere in the same image
     z_fit = rs.uniform(-1., 1., (n_fit, gen.nz))
     H, X_fit = gen.run(gen.compile([gen.layers[layer], gen.gX]), z_fit, 'fit samples')
-    boxes = resample(det.predict(X_fit), H.shape[-1]) > 0.5
+    boxes = resample(det.predict(X_fit), H.shape[-1]) > box_threshold
     n_maps = H.shape[1]
     try:
         Xr, yr = location_samples(H, boxes, rs)
