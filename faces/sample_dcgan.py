@@ -71,7 +71,7 @@ def find_gen_params(path):
     try:
         return load_params(path)
     except (ParamsFileError, OSError) as e:
-        raise DataError(f'--model={path}: {e}') from None
+        raise DataError(f'--model: {e}') from None
 
 
 def build_sampler(arrays, mode, bn=None):

@@ -175,7 +175,8 @@ def fit_svm(c, Xt, Y):
 def main(argv=None):
     """Run the experiment with ``--name=value`` overrides; returns the results dict."""
     globals().update(DEFAULTS)  # PORT: every call starts from the defaults, then the flags
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['ndf', 'nbatch', 'ntrain', 'nval',
+                                                               'ntest', 'max_iter', 'epoch'])
     name = resolve_backend(backend)
     mode = get_mode(name)
     rng.set_seed(seed)
@@ -235,4 +236,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

@@ -231,7 +231,7 @@ def sorted_samples(_gen, _discrim, n):
 def main(argv=None):
     """Run the original's demo with ``--name=value`` overrides; returns (samples, scores, path)."""
     globals().update(DEFAULTS)  # PORT: every call starts from the defaults, then the flags
-    flags.configure(globals(), FLAGS, argv)
+    flags.configure(globals(), FLAGS, argv, positive=['nz', 'ngf', 'ndf', 'epoch', 'nvis'])
     name = resolve_backend(backend)
     mode = get_mode(name)
     rng.set_seed(seed)
@@ -240,7 +240,7 @@ def main(argv=None):
     try:
         if nvis < 2:
             raise DataError(f'--nvis={nvis}: expected at least 2 samples (batchnorm needs a batch)')
-        if path.suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
+        if path.is_dir() or path.suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
             raise DataError(f'--out={out}: expected an image file name (.png, .jpg, ...)')
         gen_params, discrim_params = load_model(model_dir or REPO / 'models' / desc, epoch,
                                                  nz=nz, nc=nc, ngf=ngf, ndf=ndf)
@@ -264,4 +264,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

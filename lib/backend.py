@@ -7,7 +7,9 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import warnings
 
+import pytensor
 from pytensor.compile.mode import Mode
 from pytensor.compile.mode import get_mode as pytensor_get_mode
 
@@ -53,6 +55,21 @@ def get_mode(name="numba"):
     return graph_cache.cached(_get_mode(name))
 
 
+def _probe_blas():
+    """PyTensor's ``blas__ldflags``: the BLAS its own C GEMM Ops link to, probed once.
+
+    A pip-installed PyTensor finds none and warns in five lines that operations "will be
+    severely degraded". Not here: our convolutions run one GEMM per call through NumPy's own
+    OpenBLAS (lib/conv_ops.py), and without ldflags PyTensor computes its dot products with
+    NumPy (the same BLAS). So the probe runs with that warning silenced; an ldflags found or
+    set by the user is used as before.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS",
+                                category=UserWarning)
+        return pytensor.config.blas__ldflags
+
+
 def _get_mode(name):
     name = name.lower()
     if name not in ALL:
@@ -65,6 +82,8 @@ def _get_mode(name):
         return Mode(linker="py", optimizer="fast_run").excluding("fusion")
     if name == "c":
         import lib.reduce_ops  # noqa: F401  (registers the dcgan_fast rewrites)
+
+        _probe_blas()
 
         # PORT: PyTensor 3's pure "c" linker asserts on trivial graphs; "cvm" runs C code per node.
         return Mode(linker="cvm", optimizer="fast_run").including("dcgan_fast")

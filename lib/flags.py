@@ -62,26 +62,30 @@ def _coerce(name, default, text):
 SEED_MAX = 2**32 - 1  # NumPy's RandomState takes seeds 0 .. 2**32 - 1
 
 
-def check_ranges(values, *, positive=(), non_negative=(), fractions=()):
+def check_ranges(values, *, positive=(), non_negative=(), fractions=(), typed=None):
     """Raise FlagError for the first of ``values`` (name -> value) outside its range: ``positive``
-    names > 0, ``non_negative`` >= 0, ``fractions`` in [0, 1); a ``seed`` in 0 .. 2**32 - 1."""
+    names > 0, ``non_negative`` >= 0, ``fractions`` in [0, 1); a ``seed`` in 0 .. 2**32 - 1.
+    ``typed``: the text the user gave for a name, shown in the message."""
+    def flag(name):
+        return f"--{name}={(typed or {}).get(name, values[name])}"
     for name in positive:
         if values[name] <= 0:
-            raise FlagError(f"--{name}={values[name]}: expected a number > 0")
+            raise FlagError(f"{flag(name)}: expected a number > 0")
     for name in non_negative:
         if values[name] < 0:
-            raise FlagError(f"--{name}={values[name]}: expected a number >= 0")
+            raise FlagError(f"{flag(name)}: expected a number >= 0")
     for name in fractions:
         if not 0 <= values[name] < 1:
-            raise FlagError(f"--{name}={values[name]}: expected a number in [0, 1)")
+            raise FlagError(f"{flag(name)}: expected a number in [0, 1)")
     if "seed" in values and not 0 <= values["seed"] <= SEED_MAX:
-        raise FlagError(f"--seed={values['seed']}: expected an integer in 0 .. {SEED_MAX}")
+        raise FlagError(f"{flag('seed')}: expected an integer in 0 .. {SEED_MAX}")
 
 
-def parse(defaults, argv):
+def parse(defaults, argv, typed=None):
     """Parse ``argv`` (``--name=value`` or bare ``--flag`` for booleans) against ``defaults``.
 
-    Returns the dict of overridden values. Raises FlagError on anything else.
+    Returns the dict of overridden values (``typed``, a dict, receives the text of each). Raises
+    FlagError on anything else.
     """
     out = {}
     for arg in argv:
@@ -94,6 +98,8 @@ def parse(defaults, argv):
         if not eq and not isinstance(default, bool):
             raise FlagError(f"--{name}: expected --{name}=<{type(default).__name__}>")
         out[name] = _coerce(name, default, text)
+        if typed is not None:
+            typed[name] = text
     return out
 
 
@@ -131,8 +137,9 @@ def configure(namespace, names, argv=None, **ranges):
         print(usage(namespace, defaults))
         raise SystemExit(0)
     try:
-        values = dict(defaults, **parse(defaults, argv))
-        check_ranges(values, **ranges)
+        typed = {}
+        values = dict(defaults, **parse(defaults, argv, typed))
+        check_ranges(values, typed=typed, **ranges)
     except FlagError as e:
         fail(e)
     namespace.update(values)
@@ -169,3 +176,6 @@ def command(main):
         signum = getattr(e, "signum", signal.SIGINT)
         print(f"\nstopped ({signal.Signals(signum).name})", file=sys.stderr)
         raise SystemExit(128 + signum) from None
+    finally:  # exiting: one more Ctrl-C must not interrupt the interpreter's shutdown
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)

@@ -45,14 +45,16 @@ _POSITIVE = ("nbatch", "npx", "nc", "ny", "nz", "ngf", "ndf", "ngfc", "ndfc", "l
 _NON_NEGATIVE = ("k", "l2", "niter", "niter_decay", "max_updates", "checkpoint_every", "n_eval")
 
 
-def configure(namespace, names, argv=None):
+def configure(namespace, names, argv=None, non_negative=()):
     """``flags.configure`` for a training script, with the shared ranges: sizes, counts and lr
-    > 0; k, l2, epochs and run options >= 0; b1 in [0, 1); at least one epoch. A script
-    checks its own shapes after this."""
+    > 0; k, l2, epochs and run options >= 0; b1 in [0, 1); at least one epoch. ``non_negative``:
+    the script's flags for which 0 means something (moved from > 0). A script checks its own
+    shapes after this."""
     values = flags.overridable(namespace, names)
-    config = flags.configure(namespace, names, argv, fractions=[n for n in ("b1",) if n in values],
-                             positive=[n for n in _POSITIVE if n in values],
-                             non_negative=[n for n in _NON_NEGATIVE if n in values])
+    config = flags.configure(
+        namespace, names, argv, fractions=[n for n in ("b1",) if n in values],
+        positive=[n for n in _POSITIVE if n in values and n not in non_negative],
+        non_negative=[n for n in _NON_NEGATIVE + tuple(non_negative) if n in values])
     if config["niter"] + config["niter_decay"] < 1:
         flags.fail(f"--niter={config['niter']} --niter_decay={config['niter_decay']}: nothing "
                    f"to train (at least one epoch)")

@@ -192,7 +192,7 @@ def class_grid(X, Y, n_per_class=20):
 
 def main(argv=None):
     global ntrain, nval, ntest, niter, niter_decay, n_samples, nx
-    config = train.configure(globals(), FLAGS, argv)
+    config = train.configure(globals(), FLAGS, argv, non_negative=['nval'])
     nx = npx*npx*nc
     if (npx, nc, ny) != (28, 1, 10):
         flags.fail(f'--npx={npx} --nc={nc} --ny={ny}: MNIST digits are 28x28 grayscale in 10 '

@@ -54,22 +54,27 @@ def grid_shape(n):
 
 
 def main(argv=None):
-    flags.configure(globals(), FLAGS, argv)
+    flags.configure(globals(), FLAGS, argv, positive=['n', 'epoch'])
     try:
         if n < 1:
             raise DataError(f'--n={n}: expected a positive number of samples')
+        path = Path(out) if out else script.HERE / 'samples' / f'{script.desc}_pretrained_{epoch}.png'
+        if path.is_dir() or path.suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
+            raise DataError(f'--out={out}: expected an image file name (.png, .jpg, ...)')
         params = load_model(model_dir or DEFAULT_MODEL_DIR, epoch, parts=('gen',))
     except DataError as e:
         print(f'error: {e}', file=sys.stderr)
         raise SystemExit(2)
     _gen = build_gen(params['gen'], get_mode(resolve_backend(backend)))
     samples = np.asarray(_gen(draw_z(n, seed, script.nz)))
-    path = Path(out) if out else script.HERE / 'samples' / f'{script.desc}_pretrained_{epoch}.png'
-    path.parent.mkdir(parents=True, exist_ok=True)
-    color_grid_vis(script.inverse_transform(samples), grid_shape(n), str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        color_grid_vis(script.inverse_transform(samples), grid_shape(n), str(path))
+    except OSError as e:
+        flags.fail(f'--out={out}: {e.strerror or e} ({e.filename or path})')
     print(f'wrote a grid of {n} samples (z ~ N(0, 1), seed {seed}) to {path}')
     return samples
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

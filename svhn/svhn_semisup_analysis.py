@@ -189,7 +189,8 @@ def fit_svm(c, trXt, trY):
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['epoch', 'n_val_draws',
+                                                               'n_test_draws', 'n_per_class', 'nval'])
     rng.set_seed(seed)
     mdir = model_dir or DEFAULT_MODEL_DIR
     try:
@@ -286,4 +287,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)
