@@ -188,6 +188,9 @@ def main(argv=None):
     config = train.configure(globals(), FLAGS, argv)
     if nvis < 2:
         flags.fail(f'--nvis={nvis}: expected at least 2 samples (batchnorm needs a batch)')
+    if not data:
+        flags.fail("--data: required (a folder of images, e.g. ImageNet-1k's train/, or an .hdf5 "
+                   "file in fuel's layout)")
     name = resolve_backend(backend, task='train')
     run = train.open_run(desc, out_dir, config, resume=resume, overwrite=overwrite,
                          default_dir=HERE)

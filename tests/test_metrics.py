@@ -101,3 +101,25 @@ def test_cv_reg_lr_picks_the_best_validation_model(capsys):
     model = metrics.cv_reg_lr(X[:40], y[:40], X[40:], y[40:], Cs=[0.001, 1.])
     assert (model.predict(X[40:]) == y[40:]).mean() >= 0.9
     assert "best model C" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("batch_size,n_samples,ns,n_te", [
+    (7, 50, (3, 14, 20, 49, 60), 17),  # prefixes ending inside, at and past the blocks
+    (4096, 10000, (1000, 10000, 100000), 700),  # the training log's blocks and sizes
+], ids=["small_blocks", "training_blocks"])
+def test_streamed_nnd_scores_equal_the_kept_ones(metric, batch_size, n_samples, ns, n_te):
+    """Samples streamed in uneven pieces give nnd_score's numbers for every prefix, bit for bit
+    (the same blocks, the same compiled function), and None past the samples."""
+    r = np.random.RandomState(batch_size)
+    X = r.randn(n_samples, 12).astype("float32")
+    teX = r.randn(n_te, 12).astype("float32")
+    stream = metrics.StreamedNNDScores(teX, ns, metric=metric, batch_size=batch_size)
+    i = 0
+    while i < len(X):
+        m = r.randint(1, 300)
+        stream.add(X[i:i + m])
+        i += m
+    expected = {n: metrics.gpu_nnd_score(X[:n], teX, metric=metric, batch_size=batch_size)
+                if n <= len(X) else None for n in ns}
+    assert stream.scores() == expected
