@@ -32,9 +32,10 @@ data = ''           # real faces: '' = held-out synthetic faces; else .hdf5 or i
 nbatch = 128        # # of faces per generator call (batchnorm over the batch, as in training)
 seed = 0            # seed of the generated faces' z
 out = 'yardstick.json'  # JSON written here
+grid = ''           # '' = none; else a PNG: 8x8 held-out real faces beside 8x8 generated ones
 backend = ''        # c | numba | jax | pytorch | python; '' = the default here
 
-FLAGS = ['model', 'epochs', 'n_eval', 'data', 'nbatch', 'seed', 'out', 'backend']
+FLAGS = ['model', 'epochs', 'n_eval', 'data', 'nbatch', 'seed', 'out', 'grid', 'backend']
 
 
 def model_files(path, which):
@@ -104,6 +105,17 @@ def nnd_scores(gX, real):
             for n in (1000, 10000, 100000) if n <= len(gX)}
 
 
+def side_by_side(real, fake, path, side=8, gap=8):
+    """Write ``side`` x ``side`` real faces, a white gap, then as many generated faces (PNG)."""
+    from lib.vis import color_grid_vis, imsave
+    n = side * side
+    to_img = lambda X: (X[:n].transpose(0, 2, 3, 1) + 1.) / 2.    # noqa: E731
+    a, b = color_grid_vis(to_img(real), (side, side)), color_grid_vis(to_img(fake), (side, side))
+    canvas = np.ones((a.shape[0], a.shape[1] * 2 + gap, 3), np.float32)
+    canvas[:, :a.shape[1]], canvas[:, a.shape[1] + gap:] = a, b
+    imsave(path, canvas)
+
+
 def main(argv=None):
     from faces import sample_dcgan
     from faces.sample_dcgan import build_sampler, find_gen_params
@@ -132,6 +144,8 @@ def main(argv=None):
             if epoch in logs:  # the log line of the epoch whose end wrote the file
                 r.update(n_seconds=logs[epoch].get('n_seconds'), n_updates=logs[epoch].get('n_updates'))
             results.append(r)
+            if grid and (epoch, path) == (models[-1][0], models[-1][1]):
+                side_by_side(ys.images, gX, grid)
             print(f'epoch {epoch}: fd {r["fd"]:.3f} precision {r["precision"]:.3f} '
                   f'recall {r["recall"]:.3f}', flush=True)
     except (DataError, ValueError) as e:

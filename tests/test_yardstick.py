@@ -183,7 +183,9 @@ def test_evaluate_cli_on_a_tiny_generator(tmp_path, monkeypatch, capsys, tiny_mo
     monkeypatch.setenv("DCGAN_DATA_DIR", str(tmp_path / "data"))
     out = tmp_path / "y.json"
     evaluate.main([f"--model={tiny_models}", "--n_eval=40", "--nbatch=20", "--backend=c",
-                   f"--out={out}"])
+                   f"--out={out}", f"--grid={tmp_path / 'grid.png'}"])
+    from PIL import Image
+    assert Image.open(tmp_path / "grid.png").size == (2 * 8 * 64 + 8, 8 * 64)
     record = json.loads(out.read_text())
     (r,) = record["results"]
     assert r["epoch"] == 3
