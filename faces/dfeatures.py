@@ -17,7 +17,6 @@ attribute (largest gap between an attribute's rate among them and in the pool).
 Writes dfeatures_trained.png, dfeatures_random.png (rows: maps, columns: top faces) and
 dfeatures.json under ``out_dir``.
 """
-import sys
 import warnings
 from pathlib import Path
 
@@ -150,7 +149,7 @@ def main(argv=None):
                                             out / f'dfeatures_{name}.png')
         print(f'{name} D: gradient energy in top 5% pixels {m["gradient_top5pct_energy"]:.3f}, '
               f'top faces distance / random {m["top_faces_distance_over_random"]:.3f}, attribute '
-              f'lean {m["top_faces_attribute_lean"]:.3f}', file=sys.stdout, flush=True)
+              f'lean {m["top_faces_attribute_lean"]:.3f}', flush=True)
     record = dict(experiment="discriminator features (Fig. 5)", config=config,
                   model=dict(epoch=ep, discrim=str(discrim_file)), bn='population (D, over the pool)',
                   channels=channels, measured=results, pictures=pictures,
