@@ -18,7 +18,8 @@ import os
 
 # NOTE: inductor reads this when it first compiles. On a machine with few cores its
 # parallel compile workers keep the cores busy and every call afterwards is far slower (measured
-# on 2 cores, PYTENSOR-NOTES.md); compiling in-process avoids that. Set the variable to override.
+# on 2 cores: Inductor's compile workers stay alive and compete with the kernels' threads);
+# compiling in-process avoids that. Set the variable to override.
 if len(os.sched_getaffinity(0)) <= 4:
     os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
