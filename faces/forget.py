@@ -2,10 +2,10 @@
 
     python faces/forget.py [--model=DIR] [--seed=0] [--out_dir=section6]
 
-1. A glasses detector: a per-location logistic regression on the attribute network's conv
-   features (a 16x16 map, one cell per 4x4 pixels; ``GlassesDetector``), trained on ``n_detector`` synthetic faces
-   whose renderer reports where it drew the glasses (faces/synthetic.py), no hand labels;
-   scored on held-out synthetic faces.
+1. A glasses detector (``GlassesDetector``): a per-location logistic regression on the attribute
+   network's conv features (a 16x16 map, one cell per 4x4 pixels), trained on ``n_detector``
+   synthetic faces whose renderer reports where it drew the glasses (faces/synthetic.py), no
+   hand labels; scored on held-out synthetic faces.
 2. On ``n_fit`` generated faces, the detector's cells are the boxes: a logistic regression on the
    generator's ``layer`` (h3: the second-highest of gen's rectified layers, 16x16; the paper's
    200 dropped maps fit only its bedroom model's 256-map layer of this size) tells feature vectors
@@ -44,8 +44,8 @@ nbatch = 128            # # of z per generator call
 out_dir = 'section6'    # forget.png and forget.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'layer', 'n_detector', 'n_fit', 'n_eval', 'n_random', 'C', 'box_threshold', 'n_show',
-         'seed', 'bn', 'n_population', 'nbatch', 'out_dir', 'backend']
+FLAGS = ['model', 'epoch', 'layer', 'n_detector', 'n_fit', 'n_eval', 'n_random', 'C', 'box_threshold',
+         'n_show', 'seed', 'bn', 'n_population', 'nbatch', 'out_dir', 'backend']
 
 DETECTOR_SEED = 3       # synthetic faces of this seed train the detector (no other set uses it)
 CELL = 16               # the detector's map: CELL x CELL cells of 4x4 pixels
@@ -78,7 +78,8 @@ class GlassesDetector:
         for i in range(0, len(X), nbatch):
             h, h2, h3, h4 = self._layers(np.asarray(X[i:i + nbatch], np.float32))
             n, c = h.shape[:2]
-            cells = h.reshape(n, c, CELL, 2, CELL, 2).transpose(0, 1, 3, 5, 2, 4).reshape(n, 4 * c, CELL, CELL)
+            cells = h.reshape(n, c, CELL, 2, CELL, 2).transpose(0, 1, 3, 5, 2, 4)
+            cells = cells.reshape(n, 4 * c, CELL, CELL)        # each cell's 2x2 of the 32x32 layer
             pad = np.pad(h2, ((0, 0), (0, 0), (1, 1), (1, 1)))
             around = [pad[:, :, a:a + CELL, b:b + CELL] for a in range(3) for b in range(3)]
             parts.append(np.concatenate([cells] + around + [

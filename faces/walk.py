@@ -12,7 +12,6 @@ and ``n_show`` samples beside their nearest training image.
 Writes walk.png (the first ``rows`` walks), walk_nearest.png (pairs: sample, nearest training
 image) and walk.json under ``out_dir``.
 """
-import sys
 from pathlib import Path
 
 import numpy as np
