@@ -553,3 +553,22 @@ def test_c_backend_does_not_warn_about_blas():
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "BLAS" not in done.stderr
+
+
+def test_jax_graphs_request_no_float64():
+    """Float32 sums and products on JAX without 64-bit types: no float64 request (the warning
+    "Explicitly requested dtype float64 ... will be truncated"), the same values."""
+    pytest.importorskip("jax")
+    import warnings
+    import pytensor
+    import pytensor.tensor as T
+    from lib.backend import get_mode
+    x = T.matrix()
+    f = pytensor.function([x], [T.mean(x), T.sum(x, axis=0), T.prod(x)], mode=get_mode("jax"))
+    a = np.random.RandomState(0).rand(5, 4).astype("float32")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Explicitly requested dtype float64")
+        mean, total, prod = f(a)
+    np.testing.assert_allclose(mean, a.mean(), rtol=1e-6)
+    np.testing.assert_allclose(total, a.sum(0), rtol=1e-6)
+    np.testing.assert_allclose(prod, a.prod(), rtol=1e-5)

@@ -29,6 +29,7 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.link.jax.dispatch import jax_funcify
 from pytensor.link.jax.dispatch.shape import JAXShapeTuple
+from pytensor.tensor.math import Prod, Sum
 from pytensor.tensor.shape import Shape_i
 
 from lib.conv_ops import Conv2d, Conv2dGradInputs, Conv2dGradWeights, check_geometry
@@ -160,3 +161,24 @@ def local_jax_shape_tuple_host_shape(fgraph, node):
 # after PyTensor's "jax_shape_parameter_as_tuple" (position 100), which makes the tuples
 optdb.register("jax_shape_tuple_host_shape", dfs_rewriter(local_jax_shape_tuple_host_shape),
                "jax", position=100.5)
+
+
+@node_rewriter([Sum, Prod])
+def local_jax_float32_accumulation(fgraph, node):
+    """A float32 sum or product accumulates in float32 when JAX runs without 64-bit types.
+
+    PyTensor accumulates float32 sums in float64 (``acc_dtype``, as Theano did, and as the C
+    backend computes them). PyTensor's JAX backend turns x64 off for float32 graphs, so JAX
+    truncated that float64 request to float32 anyway, with a warning per call ("Explicitly
+    requested dtype float64 ... will be truncated"). Asking for float32 computes the same
+    numbers without the request.
+    """
+    op = node.op
+    if (jax.config.jax_enable_x64 or op.acc_dtype != "float64"
+            or node.inputs[0].dtype != "float32"):
+        return None
+    return op.clone(acc_dtype="float32")(*node.inputs, return_list=True)
+
+
+optdb.register("jax_float32_accumulation", dfs_rewriter(local_jax_float32_accumulation),
+               "jax", position=100.6)
