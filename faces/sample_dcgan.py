@@ -142,10 +142,10 @@ def main(argv=None):
             raise DataError(f'--seeds={seeds}: {bad[0]} is not a seed (0 .. {flags.SEED_MAX})')
         path = check_out(single)
         use_bn = bn
-        if bn == 'batch' and (single or len(seed_list) % nbatch == 1):
+        if bn == 'batch' and (single or nbatch == 1 or len(seed_list) % nbatch == 1):
             # PORT: the original's batch statistics over one image ignore its z
-            why = ('--single=true makes each image from its seed alone' if single else
-                   f'{len(seed_list)} images in batches of {nbatch} leave one image alone')
+            why = ('--single=true: each image depends on its seed alone' if single else
+                   f'{len(seed_list)} images in batches of {nbatch} leave an image alone')
             print(f'--bn=population ({n_population} samples): {why}, and batchnorm over one '
                   f'image ignores its z', flush=True)
             use_bn = 'population'

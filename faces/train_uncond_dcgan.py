@@ -190,8 +190,6 @@ def main(argv=None):
         flags.fail(f'--npx={npx} --nc={nc}: this model makes and judges 64x64 RGB images (4x4 '
                    f'doubled by 4 layers, 3 channels): --npx=64 --nc=3')
     name = resolve_backend(backend, task='train')
-    run = train.open_run(desc, out_dir, config, resume=resume, overwrite=overwrite,
-                         default_dir=HERE)
     nx = npx*npx*nc
     if dry_run:
         # two minibatches on a tiny synthetic set; everything else runs as in a real epoch
@@ -199,6 +197,12 @@ def main(argv=None):
         n_synthetic = min(n_synthetic, 3*nbatch) if not data else n_synthetic
         nval, n_nnd = min(nval, nbatch), min(n_nnd, nbatch)
         n_eval = min(n_eval, nbatch)
+    from faces.yardstick import K
+    if 0 < n_eval <= K:  # else its k-nearest-neighbour measures fail at the first epoch end
+        flags.fail(f'--n_eval={n_eval}{" (--dry_run: at most --nbatch)" if dry_run else ""}: '
+                   f'the yardstick needs more than {K} faces (0 turns it off)')
+    run = train.open_run(desc, out_dir, config, resume=resume, overwrite=overwrite,
+                         default_dir=HERE)
     mode = get_mode(name)
     rng.set_seed(seed)
 

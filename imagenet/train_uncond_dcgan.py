@@ -209,6 +209,9 @@ def main(argv=None):
         print(f'error: {e}', file=sys.stderr)
         raise SystemExit(2)
     ntrain = tr_stream.iteration_scheme.num_examples
+    if nval > tr_data.num_examples:
+        flags.fail(f'--nval={nval}: {tr_data.path} has only {tr_data.num_examples} training '
+                   f'images')
     tr_handle = tr_data.open()
     vaX, = tr_data.get_data(tr_handle, slice(0, nval))
     vaX = transform(vaX)

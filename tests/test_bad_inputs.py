@@ -131,6 +131,7 @@ FACES_BAD_FLAGS = [
     (["--checkpoint_every=-1"], "--checkpoint_every=-1"),
     (["--checkpoint_every=nan"], "--checkpoint_every=nan"),
     (["--n_eval=-1"], "--n_eval=-1"),
+    (["--n_eval=2"], "--n_eval=2"),
     (["--backend=tpu"], "--backend=tpu"),
     (["--ngfx=3"], "--ngfx"),
     (["--ngf=many"], "--ngf=many"),
