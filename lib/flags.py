@@ -13,6 +13,7 @@ one line and exit status 130 and 143, as shells expect (training turns them into
 first: lib/train.py).
 """
 import math
+import os
 import re
 import signal
 import sys
@@ -172,6 +173,9 @@ def command(main):
         signal.signal(s, _interrupt)
     try:
         main()
+    except BrokenPipeError:  # the reader went away (``| head``): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
         print(f"\nstopped ({signal.Signals(signum).name})", file=sys.stderr)

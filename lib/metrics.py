@@ -173,10 +173,11 @@ class StreamedNNDScores:
     def add(self, X):
         """Add samples X (m, ...), flattened to rows, after those added before."""
         X = floatX(np.asarray(X).reshape(len(X), -1))
-        if self.block is None:
-            self.block = np.empty((self.batch_size, X.shape[1]), dtype=X.dtype)
+        if self.block is None:  # no prefix needs more rows than its size
+            rows = min(self.batch_size, self.ns[-1])
+            self.block = np.empty((rows, X.shape[1]), dtype=X.dtype)
         pos = 0
-        while pos < len(X):
+        while pos < len(X) and self.count < self.ns[-1]:  # rows past every prefix: unused
             ends = [n for n in self.ns if n > self.count]
             take = min(len(X) - pos, self.batch_size - self.filled,
                        *(n - self.count for n in ends[:1]))
