@@ -19,7 +19,7 @@ and then only the label-free measures (fd, precision, recall) are computed.
 """
 import numpy as np
 
-from lib.data_image import DataError
+from lib.data_image import DataError, center_crop
 from lib.metrics import frechet_distance_of, precision_recall, total_variation
 from faces import attrnet
 
@@ -36,18 +36,21 @@ def real_faces(n, data=''):
     from faces.load import H5Dataset, resolve_path
     if not data:
         path = synthetic.ensure(n=2 * n, seed=attrnet.HELDOUT_SEED, size=attrnet.NPX)
-        split, labelled = 'train', True   # the whole file is held out: read both of its splits
+        # the whole file is held out: both of its splits
         ds = H5Dataset(path, which_sets=('train', 'test'), npx=attrnet.NPX)
+        labelled = True
     else:
         path = resolve_path(data, size=attrnet.NPX)
         ds = H5Dataset(path, which_sets=('test',), npx=attrnet.NPX)
         labelled = set(attrnet.BINARY + ('yaw',)) <= set(ds.attribute_names())
-        split = 'test'
-    if ds.num_examples < 2 * n:
-        raise DataError(f"--n_eval={n}: the yardstick needs {2 * n} held-out real faces, "
-                        f"{path} has {ds.num_examples} in its '{split}' split")
-    imgs, = ds.get_data(None, slice(0, 2 * n))
-    from lib.data_image import center_crop
+        if ds.num_examples < 2 * n:
+            raise DataError(f"--n_eval={n}: the yardstick needs {2 * n} held-out real faces, "
+                            f"{path} has {ds.num_examples} in its 'test' split")
+    handle = ds.open()
+    try:
+        imgs, = ds.get_data(handle, slice(0, 2 * n))
+    finally:
+        ds.close(handle)
     imgs = np.stack([center_crop(x, attrnet.NPX) for x in imgs])
     return attrnet.transform(imgs), labelled
 
