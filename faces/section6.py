@@ -26,6 +26,7 @@ import pytensor.tensor as T
 from pytensor.graph.replace import graph_replace
 
 from lib.data_image import DataError
+from lib.files import atomic_write_text
 from lib.guided import rectifier_input, toposort_variables
 from lib.ops import batchnorm_stats
 from lib.params import load_params
@@ -255,7 +256,7 @@ def write_json(record, path):
             return str(o)
         raise TypeError(type(o).__name__)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(record, indent=1, default=convert) + '\n')
+    atomic_write_text(path, json.dumps(record, indent=1, default=convert) + '\n')
     return str(path)
 
 
