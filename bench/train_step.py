@@ -181,9 +181,10 @@ def _summary(first, warmup, samples, nbatch, result):
 def worker_pytensor(backend, nf, nbatch, repeats, phase):
     """Compile the faces model's functions on ``backend``; time them unless ``phase='warm'``."""
     import faces.train_uncond_dcgan as m
-    from lib import allocator, rng
+    from lib import allocator, rng, speed
     from lib.backend import describe_mode, get_mode
 
+    speed.apply(True, backend)  # as the training scripts run by default (lib/speed.py)
     m.ngf = m.ndf = nf
     m.nbatch = nbatch
     rng.set_seed(42)

@@ -1,22 +1,17 @@
 """Keep memory that the process frees for its next allocations (glibc's malloc).
 
-A training update allocates and frees its activations and gradients on every call: about 2.5 GB
-at paper scale, in blocks of up to 64 MB (a (128, 128, 32, 32) float32 activation). glibc gives
-every block over its mmap threshold (dynamic, at most 32 MB) a mapping of its own and unmaps it
-when it is freed, and it returns the top of its heap to the system when more than a threshold is
-free, so the next call gets the memory back as fresh pages, which the kernel zeroes one 4 KiB
-page fault at a time: about 600,000 page faults per paper-scale G update, the same for D, on
-every backend and in eager PyTorch alike (bench/README.md). ``reuse_freed_memory`` makes glibc
-serve every block from its heap and keep what is freed there: after the first update, the next
-ones reuse the same memory with no page faults. Measured at paper scale on 2 cores (PyTorch
-backend, median of 8 updates): G 3.52 -> 2.93 s, D 3.96 -> 3.44 s; peak RSS 1871 -> 2225 MB,
-which stays allocated until the process ends.
+A training update allocates and frees its activations and gradients on every call (about 2.5 GB
+at paper scale, in blocks of up to 64 MB). glibc gives every block over its mmap threshold a
+mapping of its own and unmaps it when it is freed, and returns the top of its heap to the system,
+so the next update gets its memory back as fresh pages that the kernel zeroes one page fault at a
+time. ``reuse_freed_memory`` makes glibc serve every block from its heap and keep what is freed
+there: after the first update, the next ones reuse the same memory without page faults. The price
+is that the heap keeps its peak until the process ends. It is a process-wide setting, chosen by
+an entry point through lib/speed.py; docs/performance.md has the measurements.
 
 Other C libraries (musl, macOS) have no such switch, and nothing changes there.
-``DCGAN_KEEP_FREED_MEMORY=0`` leaves glibc's defaults.
 """
 import ctypes
-import os
 
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1  # free memory at the top of the heap kept before returning it
@@ -37,13 +32,12 @@ def _glibc():
 def reuse_freed_memory():
     """Make glibc serve all blocks from its heap and never shrink it (once per process).
 
-    Returns True if the setting is in effect: glibc, and ``$DCGAN_KEEP_FREED_MEMORY`` is not
-    ``0``. Blocks already mapped are unmapped when freed, as before; blocks allocated from now on
+    Returns True if the setting is in effect (glibc). Blocks already mapped are unmapped when freed, as before; blocks allocated from now on
     stay in the heap after they are freed, for the next allocation.
     """
     global _applied
     if _applied is None:
-        libc = None if os.environ.get("DCGAN_KEEP_FREED_MEMORY", "1") == "0" else _glibc()
+        libc = _glibc()
         # mallopt returns 1 on success; the largest int is glibc's own "never trim"
         _applied = bool(libc is not None and libc.mallopt(M_MMAP_MAX, 0) == 1
                         and libc.mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1) == 1)

@@ -13,7 +13,7 @@ import pytensor
 from pytensor.compile.mode import Mode
 from pytensor.compile.mode import get_mode as pytensor_get_mode
 
-from lib import allocator, collector, flags, graph_cache
+from lib import flags, graph_cache
 
 BACKENDS = ("c", "numba", "jax", "pytorch")
 ALL = ("python",) + BACKENDS
@@ -34,19 +34,13 @@ def available(name):
 
 
 def register(name):
-    """Import the module that registers our Ops for backend ``name`` (idempotent).
-
-    Two process-wide settings come with it: the modules imported so far are frozen out of the
-    garbage collector's scans (``lib/collector.py``), and freed memory is kept for reuse
-    (``lib/allocator.py``: no page faults on every update's activations).
-    """
+    """Import the module that registers our Ops for backend ``name`` (idempotent). Nothing
+    process-wide changes; an entry point may choose lib/speed.py's settings."""
     if name not in _registered:
         for module in (_FIXES.get(name), _DISPATCH[name]):
             if module is not None:
                 importlib.import_module(module)
         _registered.add(name)
-        collector.freeze_imported()  # lib/collector.py: graphs build 3x faster after it
-        allocator.reuse_freed_memory()  # lib/allocator.py: updates 10 to 17% faster
 
 
 def get_mode(name="numba"):
@@ -96,14 +90,14 @@ def _get_mode(name):
         # (lib/dispatch/numba_linker.py: the same compiled code, 10% less compile time).
         return Mode(linker=PausedNumbaLinker(), optimizer=mode.provided_optimizer)
     if name == "pytorch":
-        from lib.dispatch.pytorch_linker import FxPytorchLinker
+        from lib.dispatch.pytorch_linker import AotPytorchLinker
 
-        # PORT: PyTensor's PytorchLinker runs torch.compile; ours traces with make_fx and
-        # compiles with Inductor directly (lib/dispatch/pytorch_linker.py: same kernels, a
-        # fraction of the compile time). Our shape rewrites (lib/dispatch/host_shape.py) are
+        # PyTensor's PytorchLinker runs torch.compile in every process; ours exports each graph
+        # and compiles it ahead of time with AOTInductor, keeping the package
+        # (lib/dispatch/pytorch_linker.py). Our shape rewrites (lib/dispatch/host_shape.py) are
         # tagged; PyTensor's PYTORCH mode does not include the tag by itself, and without them
         # the conv gradients' sizes would be read from tensors.
-        return Mode(linker=FxPytorchLinker(), optimizer=mode.provided_optimizer).including(
+        return Mode(linker=AotPytorchLinker(), optimizer=mode.provided_optimizer).including(
             "pytorch")
     return mode
 

@@ -254,7 +254,8 @@ class Conv2d(_ConvBase):
         out = corr2d(X, w, self.subsample, self.padding)
         outputs[0][0] = out.astype(node.outputs[0].dtype, copy=False)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        node, shapes = args[-2:]  # PyTensor 3.0: (fgraph, node, shapes); later: (node, shapes)
         xs, ws = shapes
         s, pad = self.subsample, self.padding
         ho = (xs[2] + sum(pad[0]) - ws[2]) // s[0] + 1
@@ -299,7 +300,8 @@ class Conv2dGradInputs(_ConvBase):
         out = corr2d_grad_inputs(w, top, in_hw, self.subsample, self.padding)
         outputs[0][0] = out.astype(node.outputs[0].dtype, copy=False)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        node, shapes = args[-2:]  # PyTensor 3.0: (fgraph, node, shapes); later: (node, shapes)
         ws, ts, _ = shapes
         in_hw = node.inputs[2]
         return [(ts[0], ws[1], in_hw[0], in_hw[1])]
@@ -336,7 +338,8 @@ class Conv2dGradWeights(_ConvBase):
             dw = np.ascontiguousarray(dw[:, :, ::-1, ::-1])
         outputs[0][0] = dw.astype(node.outputs[0].dtype, copy=False)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        node, shapes = args[-2:]  # PyTensor 3.0: (fgraph, node, shapes); later: (node, shapes)
         xs, ts, _ = shapes
         k_hw = node.inputs[2]
         return [(ts[1], xs[1], k_hw[0], k_hw[1])]
@@ -357,7 +360,3 @@ def spatial_shape(x):
     if h is not None and w is not None:
         return pt.constant(np.array([h, w], dtype="int64"))
     return x.shape[2:]
-
-
-# Registers the Numba kernels (PyTensor's default backend); last, since it imports this module.
-import lib.dispatch.numba  # noqa: E402, F401

@@ -17,9 +17,8 @@ would have (a replacement that fails is reverted). On a miss, or when anything a
 file is wrong, it rewrites as usual and stores the result.
 
 The cache lives in ``<compiledir>/dcgan_graphs`` (beside PyTensor's own C module cache, and
-emptied with it); ``DCGAN_GRAPH_CACHE=0`` turns it off. The PyTorch linker keeps its traced FX
-graphs there too (``*.fx``), and the paths of the libraries Inductor compiled from them
-(``*.module``, lib/dispatch/pytorch_linker.py).
+emptied with it); ``DCGAN_GRAPH_CACHE=0`` turns it off. The PyTorch linker keeps the packages
+AOTInductor compiled there too (``*.pt2``, lib/dispatch/pytorch_linker.py).
 """
 import copyreg
 import hashlib

@@ -10,6 +10,9 @@ import pytensor.tensor as pt
 import lib  # noqa: F401  (sets floatX)
 from lib import rng
 from lib.conv_ops import Conv2d, Conv2dGradInputs, normalize_padding, normalize_subsample
+# The Numba kernels of the conv Ops, registered as PyTensor's own link/numba/dispatch modules
+# register theirs: a pytensor.function in PyTensor's default mode (Numba) runs them natively.
+import lib.dispatch.numba  # noqa: F401
 
 
 def l2normalize(x, axis=1, e=1e-8, keepdims=True):

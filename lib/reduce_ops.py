@@ -48,7 +48,8 @@ class ChannelSum(COp):
         (X,) = inputs
         outputs[0][0] = np.asarray(X.sum(axis=AXES, dtype=np.float64), dtype=X.dtype)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        node, shapes = args[-2:]  # PyTensor 3.0: (fgraph, node, shapes); later: (node, shapes)
         return [(shapes[0][1],)]
 
     def pullback(self, inputs, outputs, output_grads):

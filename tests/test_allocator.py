@@ -1,6 +1,5 @@
 """lib/allocator.py: freed memory is kept by glibc and reused without page faults."""
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -19,6 +18,9 @@ applied = allocator.reuse_freed_memory() if sys.argv[1] == "apply" else None
 if sys.argv[1] == "register":
     from lib.backend import register
     register("c")
+if sys.argv[1].startswith("speed"):
+    from lib import speed
+    speed.apply(sys.argv[1] == "speed_on", "c")
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
@@ -34,10 +36,9 @@ print(json.dumps(dict(applied=applied, now=allocator.applied(), faults=faults)))
 """
 
 
-def _probe(how, **env):
-    env = {**{k: v for k, v in os.environ.items() if k != "DCGAN_KEEP_FREED_MEMORY"}, **env}
+def _probe(how):
     out = subprocess.run([sys.executable, "-c", _PROBE, how], capture_output=True, text=True,
-                         env=env, check=True)
+                         check=True)
     return json.loads(out.stdout)
 
 
@@ -53,12 +54,13 @@ def test_kept_memory_is_reused_without_page_faults():
     assert r["faults"] < 100
 
 
-def test_registering_a_backend_keeps_freed_memory():
+def test_registering_a_backend_leaves_the_defaults():
     r = _probe("register")
-    assert r["now"] is True and r["faults"] < 100
-
-
-def test_environment_variable_leaves_the_defaults():
-    r = _probe("apply", DCGAN_KEEP_FREED_MEMORY="0")
-    assert r["applied"] is False and r["now"] is False
+    assert r["now"] is False
     assert r["faults"] >= (64 << 20) // 4096 * 0.9
+
+
+def test_the_speed_settings_keep_freed_memory_and_their_flag_turns_that_off():
+    on, off = _probe("speed_on"), _probe("speed_off")
+    assert on["now"] is True and on["faults"] < 100
+    assert off["now"] is False and off["faults"] >= (64 << 20) // 4096 * 0.9

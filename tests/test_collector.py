@@ -36,14 +36,11 @@ def test_paused_leaves_a_disabled_collector_disabled(gc_enabled):
     assert not gc.isenabled()
 
 
-def test_registering_a_backend_freezes_what_was_imported(gc_enabled, monkeypatch):
+def test_registering_a_backend_freezes_nothing(gc_enabled, monkeypatch):
     monkeypatch.setattr(backend, "_registered", set())
-    alive = [1]  # a container: tracked by the collector
-    assert any(o is alive for o in gc.get_objects())
     before = gc.get_freeze_count()
     backend.register("python")
-    assert gc.get_freeze_count() > before
-    assert not any(o is alive for o in gc.get_objects())  # frozen objects are not scanned
+    assert gc.get_freeze_count() == before
 
 
 def test_functions_are_rewritten_and_linked_with_the_collector_paused(gc_enabled, monkeypatch):

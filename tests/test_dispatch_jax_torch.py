@@ -301,8 +301,8 @@ def test_dcgan_two_adam_steps_match_python(name):
     for key, ref in ref_params.items():
         _assert_close(params[key], ref, f"{name} {key} after two steps")
     if name == "pytorch":
-        # lib/dispatch/pytorch_linker.py traced the whole graph on fake tensors (no value read
-        # in Python, so no fallback to torch.compile) once, and the second call reused it
+        # lib/dispatch/pytorch_linker.py exported the whole graph on fake tensors (no value read
+        # in Python, so no eager fallback) once, and the second call reused it
         jit = fn.vm.jit_fn
-        assert jit.host_value_reason is None, jit.host_value_reason
+        assert jit.eager_reason is None, jit.eager_reason
         assert len(jit.compiled) == 1, list(jit.compiled)

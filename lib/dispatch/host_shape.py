@@ -4,7 +4,7 @@
 of what they produce as an int vector. With static shapes it is a constant. Otherwise it is a
 small graph of ``Shape``/``Shape_i`` and integer arithmetic, e.g. ``MakeVector(Shape_i{2}(X),
 Shape_i{3}(X)) * [2, 2]``, which both JIT backends would compute as traced arrays: XLA then has
-no static output shape (JAX refuses), and torch.compile splits the graph to read the values.
+no static output shape (JAX refuses), and torch cannot export a graph that reads the values.
 
 The rewrite here replaces such a graph by ``HostShape(*sources)``: the same integer arithmetic,
 done in Python on the *shapes* of ``sources`` (the variables whose shapes the graph reads), which
@@ -12,7 +12,7 @@ both JITs know while tracing (as ints, or torch SymInts). It is registered under
 (PyTensor's JAX mode includes it) and the ``pytorch`` tag (a PyTorch mode must include it:
 ``get_mode('pytorch').including('pytorch')``), with two more for PyTorch: the shapes of
 reshapes and the sizes of allocations (``T.ones(p.shape)``, the gradient of a mean), which
-PyTensor's PyTorch kernels read back from tensors; lib/dispatch/pytorch_linker.py traces graphs
+PyTensor's PyTorch kernels read back from tensors; lib/dispatch/pytorch_linker.py exports graphs
 on fake tensors, which have no values to read.
 """
 import operator
@@ -150,8 +150,11 @@ class HostShape(Op):
     """``expr`` (an int scalar or vector) computed in Python from its inputs' shapes, not values.
 
     ``shape_inputs[i]`` stands for ``inputs[i].shape`` in ``expr``, whose Ops are the integer
-    arithmetic ``_supported`` accepts.
+    arithmetic ``_supported`` accepts. Two HostShapes are equal when they compute the same
+    ``expr`` of the same stand-ins (PyTensor merges their nodes).
     """
+
+    __props__ = ("shape_inputs", "expr")
 
     def __init__(self, shape_inputs, expr):
         self.shape_inputs = tuple(shape_inputs)

@@ -42,7 +42,8 @@ class FlipHW(Op):
     def perform(self, node, inputs, outputs):
         outputs[0][0] = np.ascontiguousarray(inputs[0][:, :, ::-1, ::-1])
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        node, shapes = args[-2:]  # PyTensor 3.0: (fgraph, node, shapes); later: (node, shapes)
         return [shapes[0]]
 
     def pullback(self, inputs, outputs, output_grads):

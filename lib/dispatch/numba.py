@@ -20,13 +20,11 @@ output (or its gradient) as an (N*Ho*Wo, O) matrix:
     gradient in X     cols = T @ wm, then col2im     (N*Ho*Wo, C*kh*kw)
     gradient in w     wm   = T.T @ cols  if O > C*kh*kw,  else (cols.T @ T).T
 
-Layouts, measured on the faces model's layers at batch 128 (OpenBLAS through SciPy, 2 cores):
-this row-per-position layout is as fast as the transposed (C*kh*kw, N*Ho*Wo) one for the wide
-layers and up to 2x faster for the thin first/last ones (3 channels). The weight gradient
-contracts over the long N*Ho*Wo axis, where OpenBLAS is pathologically slow whenever the
-product's first (row-major) dimension is the smaller one: (75 x 131072) @ (131072 x 128) took
-0.41 s of CPU, (128 x 131072) @ (131072 x 75) 0.04 s; (128 x 16384) @ (16384 x 1600) 0.40 s
-against 0.07 s the other way round. So the product is taken with the taller output.
+The row-per-position layout is as fast as the transposed (C*kh*kw, N*Ho*Wo) one for the wide
+layers and faster for the thin first and last ones (3 channels). The weight gradient contracts
+over the long N*Ho*Wo axis, where OpenBLAS is far slower when the product's first (row-major)
+dimension is the smaller one, so the product is taken with the taller output (bench/README.md
+has the timings).
 """
 import hashlib
 from pathlib import Path

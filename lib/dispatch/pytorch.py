@@ -1,8 +1,8 @@
 """PyTorch kernels for the convolution Ops of ``lib.conv_ops``, and a compile-friendly SpecifyShape.
 
 Importing this module registers them with PyTensor's ``pytorch_funcify``;
-``lib.backend.get_mode('pytorch')`` does it. Its linker (``lib.dispatch.pytorch_linker``) traces
-the whole graph on fake tensors and compiles it with Inductor, so the kernels are plain tensor
+``lib.backend.get_mode('pytorch')`` does it. Its linker (``lib.dispatch.pytorch_linker``) exports
+the whole graph on fake tensors and compiles it with AOTInductor, so the kernels are plain tensor
 code with no Python branch on tensor values: the forward Op is ``F.conv2d``, the input gradient
 ``F.conv_transpose2d`` and the weight gradient ``aten.convolution_backward`` (what autograd and
 ``torch.nn.grad`` call). Asymmetric padding: the symmetric part goes to the convolution, the
@@ -12,30 +12,21 @@ The size input of a gradient Op is read at compile time when it is a constant (s
 or from traced shapes when ``lib.dispatch.host_shape`` rewrote it (a mode including the
 ``pytorch`` tag: ``get_mode('pytorch').including('pytorch')``); otherwise it is a tensor whose
 values are read back, which is correct but cannot be traced on fake tensors: such a graph runs
-through ``torch.compile``, split there.
+eagerly.
 """
-import os
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytensor.graph.basic import Constant
+from pytensor.link.pytorch.dispatch import pytorch_funcify
+from pytensor.tensor.shape import SpecifyShape
 
-# NOTE: inductor reads this when it first compiles. On a machine with few cores its
-# parallel compile workers keep the cores busy and every call afterwards is far slower (measured
-# on 2 cores: Inductor's compile workers stay alive and compete with the kernels' threads);
-# compiling in-process avoids that. Set the variable to override.
-if len(os.sched_getaffinity(0)) <= 4:
-    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from pytensor.graph.basic import Constant  # noqa: E402
-from pytensor.link.pytorch.dispatch import pytorch_funcify  # noqa: E402
-from pytensor.tensor.shape import SpecifyShape  # noqa: E402
-
-import lib.dispatch.pytorch_fixes  # noqa: E402,F401  (PyTensor's own PyTorch dispatch: Pow, ...)
-from lib.conv_ops import (Conv2d, Conv2dGradInputs, Conv2dGradWeights,  # noqa: E402
+import lib.dispatch.pytorch_fixes  # noqa: F401  (PyTensor's own PyTorch dispatch: Pow, ...)
+from lib.conv_ops import (Conv2d, Conv2dGradInputs, Conv2dGradWeights,
                           check_geometry)
-from lib.dispatch.host_shape import HostShape  # noqa: E402
-from lib.dispatch.kernel_flip import FlipHW  # noqa: E402  (and its rewrites, tag pytorch)
-from lib.reduce_ops import AXES, ChannelSum  # noqa: E402
+from lib.dispatch.host_shape import HostShape
+from lib.dispatch.kernel_flip import FlipHW  # (and its rewrites, tag pytorch)
+from lib.reduce_ops import AXES, ChannelSum
 
 
 @pytorch_funcify.register(SpecifyShape)

@@ -11,19 +11,17 @@ PyTensor maps a scalar Op to ``torch.<name>`` where ``name`` is the Op's NumPy f
 
 And two that are slow: an ``Add`` or ``Mul`` of three or more inputs (fused gradient terms such
 as ``a * b * c``) is ``torch.stack(torch.broadcast_tensors(*inputs)).prod(0)`` in PyTensor, which
-makes torch.compile materialise every broadcast input as a full tensor, copy them into the
-stack and read it back: in the faces G update at small scale one such product of three
-(64, 64, 32, 32) tensors took 11 ms. Here they are chained binary ops, left to right, the order
-of PyTensor's C code. And every elementwise node checks at run time that no input broadcasts a
-length-1 dimension its type does not mark broadcastable, looping over every input and dimension:
-torch.compile traces that loop for each of the ~500 elementwise nodes of a training update
-(3.5 s of a 9.6 s warm compile of the faces G update at small scale). Here the check looks only
-at the dimensions whose sizes the types leave unknown, which raises exactly when PyTensor's does.
+materialises every broadcast input as a full tensor, copies them into the stack and reads it
+back; here they are chained binary ops, left to right, the order of PyTensor's C code. And every
+elementwise node checks at run time that no input broadcasts a length-1 dimension its type does
+not mark broadcastable, looping over every input and dimension, which a trace runs for each of
+the ~500 elementwise nodes of a training update; here the check looks only at the dimensions
+whose sizes the types leave unknown, which raises exactly when PyTensor's does.
 
-And two that lib/dispatch/pytorch_linker.py cannot trace on fake tensors, or traces slowly: a
-``MakeVector`` (a vector of scalars, e.g. of shape values) is ``torch.tensor(list)`` in PyTensor,
-which reads each scalar's value on the host; here the scalars are stacked as tensors. A cast is
-``torch.vmap`` of the scalar cast over every dimension; here it is one ``Tensor.to``.
+And two that an export on fake tensors cannot run, or runs slowly: a ``MakeVector`` (a vector of
+scalars, e.g. of shape values) is ``torch.tensor(list)`` in PyTensor, which reads each scalar's
+value on the host (here each scalar is put in place by ``torch.where``), and a cast is
+``torch.vmap`` of the scalar cast over every dimension (here one ``Tensor.to``).
 """
 from functools import reduce
 
@@ -133,13 +131,20 @@ def pytorch_funcify_Elemwise(op, node, **kwargs):
 
 @pytorch_funcify.register(MakeVector)
 def pytorch_funcify_MakeVector(op, **kwargs):
-    """A vector of scalars, stacked as tensors (PyTensor's ``torch.tensor(list)`` reads each
-    traced scalar's value on the host, which tracing with fake tensors cannot do)."""
+    """A vector of scalars, each put in its place by ``torch.where``.
+
+    PyTensor's ``torch.tensor(list)`` reads each scalar's value on the host, which an export on
+    fake tensors cannot do. Stacking them instead fails in Inductor 2.13 when a scalar is a
+    constant of the exported program (a shape, such as the element count of a batchnorm mean):
+    it cannot lower a view (``unsqueeze``) of a constant ("'Constant' object has no attribute
+    'data'"). ``where`` is elementwise, and exact for every value."""
     dtype = getattr(torch, op.dtype)
 
     def makevector(*x):
-        if not x:
-            return torch.empty(0, dtype=dtype)
-        return torch.stack([torch.as_tensor(v, dtype=dtype) for v in x])
+        out = torch.zeros(len(x), dtype=dtype)
+        position = torch.arange(len(x))
+        for i, v in enumerate(x):
+            out = torch.where(position == i, torch.as_tensor(v, dtype=dtype), out)
+        return out
 
     return makevector
