@@ -2,13 +2,13 @@
 
 ``imagenet()``: the training images, returned like the faces loader (fuel's calls kept):
 
-    tr_data, te_data, tr_stream, val_stream, te_stream = imagenet(ntrain=ntrain, path=folder)
+    tr_data, te_data = imagenet(path=folder)
 
 ``path`` is a folder of images (jpg, png, webp, ..., searched recursively, e.g. ImageNet-1k's
 ``train/`` folder with its 1000 class subfolders) or an .hdf5 file in fuel's layout. A folder
 is converted once to an HDF5 cache of ``npx`` x ``npx`` images, each resized so that its short
 side is ``npx`` and center-cropped: the paper's "32x32 min-resized center crops" (the
-conversion and cache are faces/convert.py's, through ``faces.load.faces``).
+conversion and cache are lib/data_folder.py's, as for the faces).
 
 ``cifar10()``: CIFAR-10 from its standard python batches (``data_batch_1`` .. ``data_batch_5``,
 ``test_batch`` in ``cifar-10-batches-py/``, or the ``cifar-10-python.tar.gz`` itself), read with
@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.data_folder import resolve
+from lib.data_hdf5 import H5Dataset
 from lib.data_image import DataError, center_crop, default_data_dir, resize_min_side
 
 CIFAR_TRAIN = tuple(f'data_batch_{i}' for i in range(1, 6))
@@ -32,23 +34,23 @@ CIFAR_FOLDER = 'cifar-10-batches-py'
 # ImageNet (or any folder of images)
 # ----------------------------------------------------------------------------------------
 
-def imagenet(ntrain=None, nval=None, ntest=None, batch_size=128, path=None, npx=32,
-             load_in_memory=None, progress=True):
-    """``(tr_data, te_data, tr_stream, val_stream, te_stream)`` over the images at ``path``.
+def imagenet(path=None, npx=32, load_in_memory=None, progress=True):
+    """``(tr_data, te_data)``: the 'train' and 'test' splits of the images at ``path`` (H5Dataset).
 
     ``path``: a folder of images (converted once to ``npx`` px, min-side resize + center crop)
     or an .hdf5 file in fuel's layout with uint8 (N, H, W, 3) images of at least ``npx`` px.
-    Streams yield ``(imb,)`` uint8 (b, H, W, 3) batches; see ``faces.load.faces``.
+    ``get_data`` returns ``(imb,)``, uint8 (b, H, W, 3) (``lib.data_hdf5.H5Dataset``).
     """
     # PORT: the original's imagenet() read a private ImageNet HDF5 with labels (not released);
-    # the GAN never used the labels, so any folder of images (or fuel-layout file) serves.
-    from faces.load import faces
-
+    # the GAN never used the labels, so any folder of images (or fuel-layout file) serves. It
+    # also took ntrain, nval, ntest and batch_size for fuel's streams, which the port does not use.
     if not path:
         raise DataError('--data: no images given (expected a folder of images, e.g. ImageNet-1k\'s '
                         'train/ folder, or an .hdf5 file in fuel\'s layout)')
-    return faces(ntrain=ntrain, nval=nval, ntest=ntest, batch_size=batch_size, path=path,
-                 size=npx, npx=npx, load_in_memory=load_in_memory, progress=progress)
+    path = resolve(path, size=npx, progress=progress)
+    tr_data = H5Dataset(path, which_sets=('train',), load_in_memory=load_in_memory, npx=npx)
+    te_data = H5Dataset(path, which_sets=('test',), load_in_memory=load_in_memory, npx=npx)
+    return tr_data, te_data
 
 
 def min_resize(x, size):
