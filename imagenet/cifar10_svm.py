@@ -41,7 +41,7 @@ from lib.ops import batchnorm_stats, dnn_pool
 from lib.theano_utils import floatX, sharedX
 from lib.data_utils import iter_data
 from lib.backend import describe_mode, get_mode, resolve_backend
-from lib.data_image import DataError
+from lib.data_image import DataError, exit_on_data_error
 
 from imagenet.load import cifar10
 from imagenet.load_pretrained import REPO, discrim_layers, load_model
@@ -181,22 +181,18 @@ def main(argv=None):
     mode = get_mode(name)
     rng.set_seed(seed)
     path = model_dir or REPO / 'models' / pretrained_desc
-    try:
-        c_values = parse_cs(cs)
-        if not 0 < nval < ntrain:
-            raise DataError(f'--nval={nval}: expected 0 < nval < ntrain ({ntrain})')
-        if nbatch < 2:
-            raise DataError(f'--nbatch={nbatch}: expected at least 2 (batchnorm statistics)')
-        discrim_params, = load_model(path, epoch, parts=('discrim',), nc=nc, ndf=ndf)
-        trX, trY, teX, teY = cifar10(data_dir or None, ntrain=ntrain, ntest=ntest)
-        if len(trX) <= nval:
-            raise DataError(f'--nval={nval}: only {len(trX)} training images, expected more')
-        if len(np.unique(trY[:-nval])) < 2:
-            raise DataError(f'--ntrain={ntrain} --nval={nval}: the SVM needs at least two classes '
-                            f'among the {len(trX) - nval} training images')
-    except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
+    c_values = exit_on_data_error(parse_cs, cs)
+    if not 0 < nval < ntrain:
+        flags.fail(f'--nval={nval}: expected 0 < nval < ntrain ({ntrain})')
+    if nbatch < 2:
+        flags.fail(f'--nbatch={nbatch}: expected at least 2 (batchnorm statistics)')
+    discrim_params, = exit_on_data_error(load_model, path, epoch, parts=('discrim',), nc=nc, ndf=ndf)
+    trX, trY, teX, teY = exit_on_data_error(cifar10, data_dir or None, ntrain=ntrain, ntest=ntest)
+    if len(trX) <= nval:
+        flags.fail(f'--nval={nval}: only {len(trX)} training images, expected more')
+    if len(np.unique(trY[:-nval])) < 2:
+        flags.fail(f'--ntrain={ntrain} --nval={nval}: the SVM needs at least two classes among '
+                   f'the {len(trX) - nval} training images')
     print(f'model: {path} epoch {epoch} (ndf={ndf}) | data: {len(trX)} train ({nval} for '
           f'choosing C), {len(teX)} test | backend: {describe_mode(name)}', flush=True)
 

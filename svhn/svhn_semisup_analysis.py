@@ -14,7 +14,6 @@ printed as mean and 1.96 std. The paper reports 22.48% (+- 0.38) test error for 
 train_32x32.mat and test_32x32.mat (see svhn/load.py).
 """
 import json
-import sys
 import warnings
 from pathlib import Path
 from time import time
@@ -32,7 +31,7 @@ from lib import activations
 from lib import flags
 from lib import rng
 from lib.backend import get_mode, resolve_backend
-from lib.data_image import DataError
+from lib.data_image import exit_on_data_error
 from lib.ops import batchnorm, dnn_conv, dnn_pool
 from lib.theano_utils import floatX, sharedX
 from lib.data_utils import iter_data
@@ -193,21 +192,14 @@ def main(argv=None):
                                                                'n_test_draws', 'n_per_class', 'nval'])
     rng.set_seed(seed)
     mdir = model_dir or DEFAULT_MODEL_DIR
-    try:
-        if min(n_val_draws, n_test_draws, n_per_class) < 1:
-            raise DataError(f'--n_val_draws={n_val_draws} --n_test_draws={n_test_draws} '
-                            f'--n_per_class={n_per_class}: expected positive integers')
-        path = params_path(mdir, epoch, 'discrim')
-        discrim_params = load_model(mdir, epoch, parts=('discrim',))['discrim']
-        trX, vaX, teX, trY, vaY, teY = svhn_with_valid_set(extra=False, data_dir=data_dir or None,
-                                                           nval=nval)
-        counts = np.bincount(trY, minlength=10)
-        if counts.min() < n_per_class:
-            raise DataError(f'--n_per_class={n_per_class}: class {counts.argmin()} has only '
-                            f'{counts.min()} training images after the validation split')
-    except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
+    path = exit_on_data_error(params_path, mdir, epoch, 'discrim')
+    discrim_params = exit_on_data_error(load_model, mdir, epoch, parts=('discrim',))['discrim']
+    trX, vaX, teX, trY, vaY, teY = exit_on_data_error(svhn_with_valid_set, extra=False,
+                                                      data_dir=data_dir or None, nval=nval)
+    counts = np.bincount(trY, minlength=10)
+    if counts.min() < n_per_class:
+        flags.fail(f'--n_per_class={n_per_class}: class {counts.argmin()} has only '
+                   f'{counts.min()} training images after the validation split')
 
     vaX = floatX(vaX)/127.5-1.
     trX = floatX(trX)/127.5-1.
