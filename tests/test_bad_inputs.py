@@ -217,6 +217,21 @@ def test_corrupt_checkpoint_is_refused_and_kept(full_run, tmp_path, capsys):
     ("imagenet.cifar10_svm", ["--nbatch=1"], "--nbatch=1"),
     ("imagenet.cifar10_svm", ["--ntrain=0"], "--ntrain=0"),
     ("imagenet.cifar10_svm", ["--max_iter=0"], "--max_iter=0"),
+    ("faces.convert", [], "--src"),
+    ("faces.convert", ["--src=imgs"], "--out"),
+    ("faces.convert", ["--size=abc"], "--size=abc"),
+    ("faces.convert", ["--size=0", "--src=imgs", "--out=x.hdf5"], "--size=0"),
+    ("faces.convert", ["--test_fraction=1.5"], "--test_fraction=1.5"),
+    ("faces.convert", ["--workers=-1"], "--workers=-1"),
+    ("faces.convert", ["--src", "imgs"], "expected --src=<str>"),
+    ("faces.convert", ["--bogus=1"], "--bogus"),
+    ("faces.convert", ["--src=no_such_folder", "--out=x.hdf5"], "no_such_folder"),
+    ("faces.synthetic", ["--n=0"], "--n=0"),
+    ("faces.synthetic", ["--n=ten"], "--n=ten"),
+    ("faces.synthetic", ["--size=4"], "--size=4"),
+    ("faces.synthetic", ["--seed=-1"], "--seed=-1"),
+    ("faces.synthetic", ["--workers=0"], "--workers=0"),
+    ("faces.synthetic", ["--grid_only", "--grid=faces.txt"], "--grid=faces.txt"),
 ], ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_other_entry_points(tmp_path, capsys, module, argv, named):
     import importlib
@@ -478,23 +493,40 @@ def test_second_sigint_stops_at_once_without_a_traceback(tmp_path):
     assert _train(out, "--resume", "--niter=3", "--n_nnd=20000", "--max_updates=1")["stopped"]
 
 
-def test_kill_9_while_checkpointing_keeps_a_resumable_checkpoint(tmp_path):
-    """A checkpoint after every update, and kill -9 soon after training starts: whatever was on
-    disk is a whole checkpoint that resumes."""
+def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
+    """kill -9 in the middle of a checkpoint write, deterministically: a checkpoint after every
+    update; when the atomic writer's temporary file is there, the trainer is stopped (SIGSTOP),
+    and if the file is still there (the write not yet renamed) it is killed with SIGKILL. The
+    checkpoint on disk is then the previous one, whole, and --resume continues from it."""
     out = tmp_path / "run"
     proc = _start(out, "--niter=500", "--checkpoint_every=1e-9")
-    _wait_for(proc, "UNCOND_DCGAN")
-    ckpt = out / "models/uncond_dcgan/latest_checkpoint.npz"
-    deadline = time.time() + 60
-    while not ckpt.exists() and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.3)
-    proc.kill()
-    proc.communicate(timeout=60)
+    folder = out / "models/uncond_dcgan"
+    ckpt = folder / "latest_checkpoint.npz"
+    pattern = f"latest_checkpoint.npz.{proc.pid}.*.tmp"
+    deadline = time.time() + 120
+    try:
+        while True:
+            assert time.time() < deadline and proc.poll() is None, "no checkpoint write caught"
+            if ckpt.exists() and list(folder.glob(pattern)):
+                os.kill(proc.pid, signal.SIGSTOP)
+                if list(folder.glob(pattern)):   # still mid-write: the rename has not happened
+                    break
+                os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.0005)
+        before = ckpt.read_bytes()
+        proc.kill()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert len(list(folder.glob(pattern))) == 1    # the interrupted write's, left behind
+    assert ckpt.read_bytes() == before
     from lib.train import read_checkpoint
-    read_checkpoint(ckpt)
+    meta, _ = read_checkpoint(ckpt)                # whole and readable
+    done = meta["counters"]["n_updates"]
     result = _train(out, "--resume", "--niter=500", "--max_updates=2", "--checkpoint_every=1e-9")
-    assert result["stopped"]
+    assert result["stopped"] and result["n_updates"] == done + 2
 
 
 def _file_size_limit(n_bytes):

@@ -286,7 +286,7 @@ def test_main_end_to_end(cifar_dir, small_model, tmp_path, capsys):
 @pytest.mark.parametrize('argv, expected', [
     (['--cs=abc'], '--cs=abc'),
     (['--nval=150'], '--nval=150'),
-    (['--ndf=8'], 'expected (8, 3, 3, 3)'),
+    (['--ndf=8'], 'expects (8, 3, 3, 3)'),
     (['--epoch=3'], '3_discrim_params'),
     (['--data_dir=/nonexistent/cifar'], '/nonexistent/cifar'),
 ], ids=['bad-cs', 'nval-too-big', 'wrong-ndf', 'no-epoch', 'no-data'])
