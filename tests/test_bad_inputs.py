@@ -4,8 +4,8 @@ run lost.
 Each bad input runs the script's ``main(argv)`` in-process and asserts exit status 2, that stderr
 ends in exactly one ``error: ...`` line naming the flag or file given, with no traceback, and,
 where a run existed before, that every file of it is unchanged (bytes and modification times).
-Faults that need a process of their own (signals, kill -9, a write error) run the faces script as
-a subprocess. Every training run is the tiny C model of tests/test_faces_train.py (its modules
+Faults that need a process of their own (signals, kill -9, a write error, a full disk) run the
+faces script as a subprocess. Every training run is the tiny C model of tests/test_faces_train.py (its modules
 are compiled once; later runs load them from PyTensor's cache).
 """
 import hashlib
@@ -552,6 +552,47 @@ def test_write_error_keeps_the_last_checkpoint(tmp_path):
     assert "Traceback" not in err
     assert ckpt.read_bytes() == before
     assert not list(ckpt.parent.glob("*.tmp"))
+
+
+def _small_disk_available(folder):
+    """Whether this machine lets an unprivileged user mount a small tmpfs in a mount namespace."""
+    if not shutil.which("unshare"):
+        return False
+    folder.mkdir(exist_ok=True)
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o size=64k tmpfs "$0"',
+                           str(folder)], capture_output=True, timeout=60)
+    return done.returncode == 0
+
+
+def test_full_disk_keeps_the_last_checkpoint(tmp_path):
+    """A disk that fills during a checkpoint write: the run is copied onto a tmpfs (in a mount
+    namespace of its own) with room for the next epoch's samples and parameter files but not for
+    a second checkpoint beside the first, and resumed there: one line naming the checkpoint and
+    ENOSPC, exit 2, no temporary file left, the previous checkpoint intact."""
+    if not _small_disk_available(tmp_path / "probe"):
+        pytest.skip("no unprivileged tmpfs mounts here (unshare -rm); see the file-size-limit test")
+    run, ckpt = tmp_path / "run", "models/uncond_dcgan/latest_checkpoint.npz"
+    assert _train(run, "--max_updates=1")["stopped"]
+    pages = sum(-(-p.stat().st_size // 4096) for p in run.rglob("*") if p.is_file())
+    disk, back = tmp_path / "disk", tmp_path / "back"
+    disk.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    # mount, copy the run in, resume it there, copy what is left back out (the tmpfs goes with
+    # the namespace)
+    script = ('size=$1 disk=$2 run=$3 back=$4; shift 4; '
+              'mount -t tmpfs -o size="$size" tmpfs "$disk" && cp -a "$run"/. "$disk"/ && "$@"; '
+              'code=$?; cp -a "$disk"/. "$back"/; exit $code')
+    spare = (run / ckpt).stat().st_size // 2  # room for the epoch's samples and params files
+    cmd = ["unshare", "-rm", "sh", "-c", script, "sh", str(pages * 4096 + spare), str(disk),
+           str(run), str(back), sys.executable, str(ROOT / "faces/train_uncond_dcgan.py"),
+           *SMALL, f"--out_dir={disk}", "--resume"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    err = done.stderr.replace("\r", "\n").strip().splitlines()
+    assert done.returncode == 2, (done.returncode, err[-5:])
+    assert err[-1] == f"error: {disk / ckpt}: No space left on device", err[-5:]
+    assert not any("Traceback" in line for line in err)
+    assert (back / ckpt).read_bytes() == (run / ckpt).read_bytes()
+    assert not list(back.rglob("*.tmp"))
 
 
 # --------------------------------------------------------------------------------------------
