@@ -5,8 +5,8 @@ Each bad input runs the script's ``main(argv)`` in-process and asserts exit stat
 ends in exactly one ``error: ...`` line naming the flag or file given, with no traceback, and,
 where a run existed before, that every file of it is unchanged (bytes and modification times).
 Faults that need a process of their own (signals, kill -9, a write error, a full disk) run the
-faces script as a subprocess. Every training run is the tiny C model of tests/test_faces_train.py (its modules
-are compiled once; later runs load them from PyTensor's cache).
+faces script as a subprocess. Every training run is the tiny C model of tests/test_faces_train.py
+(its modules are compiled once; later runs load them from PyTensor's cache).
 """
 import hashlib
 import json
