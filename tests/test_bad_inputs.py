@@ -564,15 +564,14 @@ def _small_disk_available(folder):
     return done.returncode == 0
 
 
-def test_full_disk_keeps_the_last_checkpoint(tmp_path):
+def test_full_disk_keeps_the_last_checkpoint(full_run, tmp_path):
     """A disk that fills during a checkpoint write: the run is copied onto a tmpfs (in a mount
-    namespace of its own) with room for the next epoch's samples and parameter files but not for
-    a second checkpoint beside the first, and resumed there: one line naming the checkpoint and
-    ENOSPC, exit 2, no temporary file left, the previous checkpoint intact."""
+    namespace of its own) with room for a third epoch's samples and parameter files but not for
+    a second checkpoint beside the first, and resumed there for that epoch: one line naming the
+    checkpoint and ENOSPC, exit 2, no temporary file left, the previous checkpoint intact."""
     if not _small_disk_available(tmp_path / "probe"):
         pytest.skip("no unprivileged tmpfs mounts here (unshare -rm); see the file-size-limit test")
-    run, ckpt = tmp_path / "run", "models/uncond_dcgan/latest_checkpoint.npz"
-    assert _train(run, "--max_updates=1")["stopped"]
+    run, ckpt = full_run, "models/uncond_dcgan/latest_checkpoint.npz"
     pages = sum(-(-p.stat().st_size // 4096) for p in run.rglob("*") if p.is_file())
     disk, back = tmp_path / "disk", tmp_path / "back"
     disk.mkdir()
@@ -585,7 +584,7 @@ def test_full_disk_keeps_the_last_checkpoint(tmp_path):
     spare = (run / ckpt).stat().st_size // 2  # room for the epoch's samples and params files
     cmd = ["unshare", "-rm", "sh", "-c", script, "sh", str(pages * 4096 + spare), str(disk),
            str(run), str(back), sys.executable, str(ROOT / "faces/train_uncond_dcgan.py"),
-           *SMALL, f"--out_dir={disk}", "--resume"]
+           *SMALL, f"--out_dir={disk}", "--resume", "--niter=3"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     err = done.stderr.replace("\r", "\n").strip().splitlines()
     assert done.returncode == 2, (done.returncode, err[-5:])
