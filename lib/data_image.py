@@ -4,6 +4,7 @@ Decode with Pillow, resize so the short side equals ``size`` (antialiased LANCZO
 then center-crop to ``(size, size)`` with the original's ``center_crop`` rounding.
 Every bad input raises ``DataError`` whose message is a single line naming the file
 and what was expected; scripts print it and exit with status 2 (``exit_on_data_error``).
+``imap_ordered`` decodes (or draws) images in worker processes, in order.
 """
 import os
 import sys
