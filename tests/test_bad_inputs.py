@@ -500,6 +500,7 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path
     checkpoint on disk is then the previous one, whole, and --resume continues from it."""
     out = tmp_path / "run"
     proc = _start(out, "--niter=500", "--checkpoint_every=1e-9")
+    _wait_for(proc, "UNCOND_DCGAN")  # compiled (which may wait for another process's compile lock)
     folder = out / "models/uncond_dcgan"
     ckpt = folder / "latest_checkpoint.npz"
     pattern = f"latest_checkpoint.npz.{proc.pid}.*.tmp"
