@@ -14,6 +14,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from lib import flags
+from lib.files import atomic_write
 
 runs = ''        # comma-separated evaluate.py JSON files
 labels = ''      # comma-separated labels (default: the file names)
@@ -71,7 +72,8 @@ def plot(curves, floor, path, size=(720, 440)):
             x, y = xy(m, f)
             d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=c)
         d.text((W - right - 200, top + 8 + 16 * i), f'{label}: {pts[-1][1]:.1f}', fill=c)
-    img.save(path)
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower(), 'PNG')
+    atomic_write(path, lambda f: img.save(f, format=fmt))
 
 
 def main(argv=None):

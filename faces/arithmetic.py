@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import flags
-from lib.data_image import DataError
+from lib.data_image import DataError, exit_on_data_error
 from lib.latent import analogy, neighbours
 from faces import section6
 
@@ -106,20 +106,18 @@ def run_equation(z, pools, t, c, k_, n_draws_, rng, sample, predict, n_neighbour
 
 def main(argv=None):
     config = flags.configure(globals(), FLAGS, argv)
-    try:
-        eqs = parse_equations(equations)
-        for name, v, lo in (('k', k, 1), ('n_draws', n_draws, 1), ('n_neighbours', n_neighbours, 1),
-                            ('n_pool', n_pool, 3)):
-            if v < lo:
-                raise DataError(f'--{name}={v}: expected at least {lo}')
-        if not 0.5 < confident < 1.:
-            raise DataError(f'--confident={confident}: expected a probability in (0.5, 1)')
-        mode, files, gen = section6.setup(model, epoch, backend, bn, n_population, nbatch)
-        print(section6.describe(files, gen, bn), flush=True)
-        from faces import attrnet
-        net = attrnet.load(mode=mode)
-    except DataError as e:
-        section6.fail(e)
+    eqs = exit_on_data_error(parse_equations, equations)
+    for name, v, lo in (('k', k, 1), ('n_draws', n_draws, 1), ('n_neighbours', n_neighbours, 1),
+                        ('n_pool', n_pool, 3)):
+        if v < lo:
+            flags.fail(f'--{name}={v}: expected at least {lo}')
+    if not 0.5 < confident < 1.:
+        flags.fail(f'--confident={confident}: expected a probability in (0.5, 1)')
+    mode, files, gen = exit_on_data_error(section6.setup, model, epoch, backend, bn, n_population,
+                                          nbatch)
+    print(section6.describe(files, gen, bn), flush=True)
+    from faces import attrnet
+    net = attrnet.load(mode=mode)
     rs = np.random.RandomState(seed)
     z = rs.uniform(-1., 1., (n_pool, gen.nz))
     pool = gen.sample(z, 'pool')

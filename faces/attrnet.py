@@ -29,6 +29,7 @@ import pytensor.tensor as T
 
 from lib import activations, flags, inits, rng, updates
 from lib.costs import binary_crossentropy
+from lib.files import atomic_write_text
 from lib.ops import dnn_conv
 from lib.theano_utils import floatX, sharedX
 
@@ -246,7 +247,7 @@ def main(argv=None):
     save_params(params, path)
     record = dict(config=config, heldout=scores, seconds=time.time() - t0, train_seed=TRAIN_SEED,
                   heldout_seed=HELDOUT_SEED)
-    path.with_suffix('.json').write_text(json.dumps(record, indent=1) + '\n')
+    atomic_write_text(path.with_suffix('.json'), json.dumps(record, indent=1) + '\n')
     print(f'wrote {path}')
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import flags
-from lib.data_image import DataError
+from lib.data_image import DataError, exit_on_data_error
 from faces import section6
 
 model = section6.DEFAULT_MODEL  # models folder or <epoch>_gen_params file (its discrim beside it)
@@ -115,16 +115,13 @@ def main(argv=None):
     config = flags.configure(globals(), FLAGS, argv)
     from faces import attrnet, synthetic
     from lib.backend import get_mode, resolve_backend
-    try:
-        if n_pool < max(top_k, 2) or top_k < 2:
-            raise DataError(f'--top_k={top_k}, --n_pool={n_pool}: expected 2 <= top_k <= n_pool')
-        ep, gen_file, discrim_file = section6.model_files(model, epoch)
-        if discrim_file is None:
-            raise DataError(f'--model={model}: no discriminator params beside {gen_file.name}')
-        arrays = section6.load_arrays(discrim_file, 'discrim')
-        mode = get_mode(resolve_backend(backend))
-    except (DataError, ValueError, RuntimeError) as e:
-        section6.fail(e)
+    if n_pool < max(top_k, 2) or top_k < 2:
+        flags.fail(f'--top_k={top_k}, --n_pool={n_pool}: expected 2 <= top_k <= n_pool')
+    ep, gen_file, discrim_file = exit_on_data_error(section6.model_files, model, epoch)
+    if discrim_file is None:
+        flags.fail(f'--model={model}: no discriminator params beside {gen_file.name}')
+    arrays = exit_on_data_error(section6.load_arrays, discrim_file, 'discrim')
+    mode = get_mode(resolve_backend(backend))
     C = arrays[-1].shape[0] // 16
     channels = np.arange(min(max(n_features, n_measure), C))
     print(f'model: {discrim_file} (epoch {ep}, ndf={arrays[0].shape[0]}, last conv layer {C} maps) | '
@@ -138,10 +135,7 @@ def main(argv=None):
     pictures = {}
     for name, params in (('trained', arrays), ('random', section6.random_discrim_arrays(arrays, seed))):
         D = section6.Discriminator(params, mode, population=X, nbatch=nbatch)
-        try:
-            act, grad = guided_views(D, mode)
-        except DataError as e:
-            section6.fail(e)
+        act, grad = exit_on_data_error(guided_views, D, mode)
         rng = np.random.RandomState(seed)
         views, m = measure(X, attrs, feats, act, grad, channels, top_k, rng, nbatch)
         results[name] = m

@@ -21,6 +21,7 @@ import numpy as np
 from lib import flags
 from lib.backend import get_mode, resolve_backend
 from lib.data_image import DataError
+from lib.files import atomic_write_text
 from lib.metrics import nnd_score
 from lib.train import CHECKPOINT
 from faces import attrnet, yardstick
@@ -158,7 +159,7 @@ def main(argv=None):
     record = dict(config=config, n_eval=n_eval, labelled=ys.labelled, floor=ys.floor,
                   bn='batch', results=results)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(record, indent=1) + '\n')
+    atomic_write_text(out, json.dumps(record, indent=1) + '\n')
     print(f'wrote {out}')
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import flags
-from lib.data_image import DataError
+from lib.data_image import exit_on_data_error
 from lib.forget import fit_logistic, keep_mask, location_samples, positive_maps, random_maps, resample
 from faces import section6
 
@@ -149,20 +149,18 @@ def attributes(pred, det_maps):
 
 def main(argv=None):
     config = flags.configure(globals(), FLAGS, argv)
-    try:
-        if layer not in ('h2', 'h3', 'h4'):
-            raise DataError(f'--layer={layer}: expected h2, h3 or h4 (gen\'s rectified conv layers)')
-        for name, v, lo in (('n_detector', n_detector, 10), ('n_fit', n_fit, 2), ('n_eval', n_eval, 4),
-                            ('n_random', n_random, 0)):
-            if v < lo:
-                raise DataError(f'--{name}={v}: expected at least {lo}')
-        mode, files, gen = section6.setup(model, epoch, backend, bn, n_population, nbatch)
-        print(section6.describe(files, gen, bn) + f' | dropping maps of {layer}', flush=True)
-        from faces import attrnet, yardstick
-        net = attrnet.load(mode=mode)
-        ys = yardstick.make(n_eval, net=net)
-    except DataError as e:
-        section6.fail(e)
+    if layer not in ('h2', 'h3', 'h4'):
+        flags.fail(f'--layer={layer}: expected h2, h3 or h4 (gen\'s rectified conv layers)')
+    for name, v, lo in (('n_detector', n_detector, 10), ('n_fit', n_fit, 2), ('n_eval', n_eval, 4),
+                        ('n_random', n_random, 0)):
+        if v < lo:
+            flags.fail(f'--{name}={v}: expected at least {lo}')
+    mode, files, gen = exit_on_data_error(section6.setup, model, epoch, backend, bn, n_population,
+                                          nbatch)
+    print(section6.describe(files, gen, bn) + f' | dropping maps of {layer}', flush=True)
+    from faces import attrnet, yardstick
+    net = attrnet.load(mode=mode)
+    ys = exit_on_data_error(yardstick.make, n_eval, net=net)
     rs = np.random.RandomState(seed)
     det, det_scores = train_detector(net, mode, n_detector, rs)
     print(f'glasses detector: cell precision {det_scores["cell_precision"]:.2f} recall '
@@ -177,7 +175,7 @@ def main(argv=None):
     try:
         Xr, yr = location_samples(H, boxes, rs)
     except ValueError:
-        section6.fail(f'--model={model}: none of {n_fit} samples has detected glasses; nothing to forget')
+        flags.fail(f'--model={model}: none of {n_fit} samples has detected glasses; nothing to forget')
     coef, intercept, fit_acc = fit_logistic(Xr, yr, C)
     drop = positive_maps(coef)
 

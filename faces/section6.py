@@ -286,12 +286,6 @@ def describe(files, gen, bn):
             f'batchnorm: {bn} statistics')
 
 
-def fail(e):
-    """Print ``error: <e>`` (one line) and exit with status 2."""
-    print(f'error: {e}', file=sys.stderr)
-    raise SystemExit(2)
-
-
 def training_config(gen_file):
     """The training run's config beside a models folder (``<run>/logs/<desc>.config.json`` or a
     ``*config*.json`` in the folder), or {}."""

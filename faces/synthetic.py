@@ -19,8 +19,8 @@ Attributes (float32 columns of the ``attributes`` source, names in its ``names``
     hair_tone  hair colour index / (number of hair colours - 1)
 
 CLI:  python faces/synthetic.py --n=50000 --seed=0 [--size=64] [--out=FILE.hdf5] [--grid=PATH.png]
+      (the flags are at the end of this file; ``--help`` lists them)
 """
-import argparse
 import functools
 import math
 import os
@@ -29,6 +29,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from lib import flags
+from lib.data_hdf5 import H5Writer
+from lib.data_image import DataError, default_data_dir, exit_on_data_error, imap_ordered
+from lib.vis import imsave
 
 ATTRIBUTE_NAMES = ('smiling', 'glasses', 'long_hair', 'yaw', 'dx', 'dy', 'scale', 'aspect',
                    'skin', 'hair_tone')
@@ -281,7 +286,6 @@ def _render_task(args):
 
 def default_path(n, seed, size):
     """``<data_dir>/synthetic_faces_<n>_<seed>_<size>px.hdf5``."""
-    from lib.data_image import default_data_dir
     return default_data_dir() / f'synthetic_faces_{n}_{seed}_{size}px.hdf5'
 
 
@@ -291,8 +295,7 @@ def generate(n=50000, seed=0, size=64, out=None, workers=2, progress=True):
     Work is split in chunks of ``CHUNK`` images over ``workers`` processes; results are
     written in order, so the file is the same for any ``workers``.
     """
-    from lib.data_image import DataError
-    from faces.load import H5Writer
+    from tqdm import tqdm
 
     if n < 1:
         raise DataError(f'--n={n}: expected at least 1 image')
@@ -300,38 +303,18 @@ def generate(n=50000, seed=0, size=64, out=None, workers=2, progress=True):
         raise DataError(f'--size={size}: expected at least 8 px')
     out = Path(default_path(n, seed, size) if out is None else out)
     tasks = [(seed, a, min(a + CHUNK, n), size) for a in range(0, n, CHUNK)]
-    writer = H5Writer(out, n, size, attribute_names=ATTRIBUTE_NAMES,
-                      attrs={'generator': 'faces/synthetic.py', 'version': VERSION, 'seed': seed,
-                             'size': size})
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=n, desc=f'synthetic faces -> {out.name}', unit='img', file=sys.stderr)
-    try:
-        # a few chunks are quicker in-process than a pool (and no fork of a threaded process)
-        if workers > 1 and len(tasks) > 2:
-            import multiprocessing as mp
-            # fork where there is one: spawn re-runs the caller's __main__, which fails for
-            # `python -c`/stdin callers; the workers only touch NumPy and Pillow.
-            method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
-            with mp.get_context(method).Pool(min(workers, len(tasks))) as pool:
-                for imgs, attrs in pool.imap(_render_task, tasks):
-                    writer.write(imgs, attrs)
-                    if bar:
-                        bar.update(len(imgs))
-        else:
-            for t in tasks:
-                imgs, attrs = render_range(*t)
-                writer.write(imgs, attrs)
-                if bar:
-                    bar.update(len(imgs))
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        if bar:
-            bar.close()
-    return writer.finish(ntest=int(round(n * TEST_FRACTION)))
+    # a few chunks are quicker in-process than a pool (and no fork of a threaded process)
+    workers = min(workers, len(tasks)) if len(tasks) > 2 else 1
+    with H5Writer(out, n, size, attribute_names=ATTRIBUTE_NAMES,
+                  attrs={'generator': 'faces/synthetic.py', 'version': VERSION, 'seed': seed,
+                         'size': size}) as writer, \
+            tqdm(total=n, desc=f'synthetic faces -> {out.name}', unit='img', file=sys.stderr,
+                 disable=not progress) as bar:
+        for imgs, attrs in imap_ordered(_render_task, tasks, workers):
+            writer.write(imgs, attrs)
+            bar.update(len(imgs))
+        writer.finish(ntest=int(round(n * TEST_FRACTION)))
+    return out
 
 
 def ensure(n=50000, seed=0, size=64, progress=True, workers=None):
@@ -349,46 +332,51 @@ def ensure(n=50000, seed=0, size=64, progress=True, workers=None):
 
 
 def save_grid(images, path, rows=14, cols=14, pad=2):
-    """Write the first ``rows*cols`` images (uint8 ``(n, h, w, 3)``) as one PNG grid."""
-    from PIL import Image
-
+    """Write the first ``rows*cols`` images (uint8 ``(n, h, w, 3)``) as one grid, 2 px apart on white."""
     n, h, w, _ = images.shape
     grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
     for i in range(min(n, rows * cols)):
         r, c = divmod(i, cols)
         grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = images[i]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(path)
+    imsave(path, grid)
     return path
 
 
-def main(argv=None):
-    """CLI: generate (or reuse) a synthetic set and optionally write a 14x14 preview grid."""
-    from lib.data_image import DataError
+# The command's flags (python faces/synthetic.py --name=value); the functions above take arguments.
+n = 50000               # # of images
+seed = 0                # the set's seed: image i is drawn from np.random.default_rng([seed, i])
+size = 64               # output side in px (drawn at 2x)
+out = ''                # the HDF5 file ('' = <data_dir>/synthetic_faces_<n>_<seed>_<size>px.hdf5)
+workers = 2             # # of rendering processes
+grid = ''               # also write a 14x14 picture of the first 196 faces here (.png, .jpg, ...)
+grid_only = False       # only write the picture (to --grid, or synthetic_faces_grid.png), no HDF5
 
-    ap = argparse.ArgumentParser(description='Render synthetic cartoon faces to HDF5 (fuel layout).')
-    ap.add_argument('--n', type=int, default=50000, help='number of images')
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--size', type=int, default=64, help='output side in px (drawn at 2x)')
-    ap.add_argument('--out', default=None, help='HDF5 path (default <data_dir>/synthetic_faces_<n>_<seed>_<size>px.hdf5)')
-    ap.add_argument('--workers', type=int, default=2)
-    ap.add_argument('--grid', default=None, help='also write a 14x14 PNG of the first 196 faces here')
-    ap.add_argument('--grid_only', action='store_true', help='only render the grid, no HDF5')
-    args = ap.parse_args(argv)
-    try:
-        if not args.grid_only:
-            t0 = time.time()
-            out = generate(args.n, args.seed, args.size, args.out, workers=args.workers)
-            print(f'wrote {out} ({args.n} images, {time.time() - t0:.1f} s)')
-        if args.grid or args.grid_only:
-            imgs, _ = render_range(args.seed, 0, min(196, args.n), args.size)
-            grid = args.grid or 'synthetic_faces_grid.png'
-            save_grid(imgs, grid)
-            print(f'wrote {grid}')
-    except DataError as err:
-        print(f'error: {err}', file=sys.stderr)
-        sys.exit(2)
+FLAGS = ['n', 'seed', 'size', 'out', 'workers', 'grid', 'grid_only']
+DEFAULTS = {name: globals()[name] for name in FLAGS}
+
+
+def main(argv=None):
+    """Generate (or reuse) a synthetic set and optionally write a 14x14 preview grid.
+
+    A bad flag is one ``error:`` line and exit status 2.
+    """
+    globals().update(DEFAULTS)  # every call starts from the defaults, then the flags
+    flags.configure(globals(), FLAGS, argv, positive=['n', 'workers'])
+    if size < 8:
+        flags.fail(f'--size={size}: expected at least 8 px')
+    picture = grid or ('synthetic_faces_grid.png' if grid_only else '')
+    if picture and Path(picture).suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
+        flags.fail(f'--grid={picture}: expected an image file name (.png, .jpg, ...)')
+    if not grid_only:
+        t0 = time.time()
+        path = exit_on_data_error(generate, n, seed, size, out or None, workers=workers)
+        print(f'wrote {path} ({n} images, {time.time() - t0:.1f} s)')
+    if picture:
+        imgs, _ = render_range(seed, 0, min(196, n), size)
+        save_grid(imgs, picture)
+        print(f'wrote {picture}')
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

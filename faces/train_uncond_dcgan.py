@@ -7,7 +7,6 @@ on the embedded synthetic faces (faces/synthetic.py). Outputs: logs/uncond_dcgan
 samples/uncond_dcgan/<epoch>.png, models/uncond_dcgan/<epoch>_{gen,discrim}_params.npz and a
 resumable checkpoint, under --out_dir (default: this folder, where the original wrote them).
 """
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from lib.data_utils import center_crop
 from lib.costs import binary_crossentropy
 from lib import flags, train
 from lib.backend import get_mode, resolve_backend
-from lib.data_image import DataError
+from lib.data_image import exit_on_data_error
 
 from faces.load import faces
 
@@ -206,14 +205,9 @@ def main(argv=None):
     mode = get_mode(name)
     rng.set_seed(seed)
 
-    try:
-        tr_data, te_data, tr_stream, val_stream, te_stream = faces(
-            ntrain=ntrain, nval=nval, path=data or None, npx=npx, n_synthetic=n_synthetic,
-            batch_size=nbatch)
-    except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
-    ntrain = tr_stream.iteration_scheme.num_examples
+    tr_data, te_data = exit_on_data_error(faces, path=data or None, npx=npx,
+                                          n_synthetic=n_synthetic)
+    ntrain = min(ntrain, tr_data.num_examples)  # PORT: fuel failed mid-epoch past the split's end
     if nval > tr_data.num_examples:
         flags.fail(f'--nval={nval}: {tr_data.path} has only {tr_data.num_examples} training '
                    f'images')
@@ -254,11 +248,7 @@ def yardstick_measures(mode):
         print(f'yardstick off: it measures {attrnet.NPX}x{attrnet.NPX} RGB faces, this model '
               f'makes {npx}x{npx}x{nc}', flush=True)
         return None
-    try:
-        ys = yardstick.make(n_eval, data, mode=mode)
-    except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
+    ys = exit_on_data_error(yardstick.make, n_eval, data, mode=mode)
     if not ys.labelled:
         print(f'yardstick: {data} has no attribute labels, so only fd, precision and recall are '
               f'logged', flush=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import flags
-from lib.data_image import DataError
+from lib.data_image import exit_on_data_error
 from lib.latent import direction, spearman
 from faces import section6
 
@@ -70,27 +70,25 @@ def turn_measures(s, pred, n_walks_, steps_):
 
 def main(argv=None):
     config = flags.configure(globals(), FLAGS, argv)
+    for name, v, lo in (('n_walks', n_walks, 1), ('steps', steps, 3), ('n_pool', n_pool, 2)):
+        if v < lo:
+            flags.fail(f'--{name}={v}: expected at least {lo}')
+    if not 0. <= yaw_threshold < 1.:
+        flags.fail(f'--yaw_threshold={yaw_threshold}: expected a value in [0, 1)')
+    mode, files, gen = exit_on_data_error(section6.setup, model, epoch, backend, bn, n_population,
+                                          nbatch)
+    print(section6.describe(files, gen, bn), flush=True)
+    from faces import attrnet
+    net = attrnet.load(mode=mode)
+    rs = np.random.RandomState(seed)
+    z = rs.uniform(-1., 1., (n_pool, gen.nz))
+    pool = net.predict(gen.sample(z, 'pool'))
     try:
-        for name, v, lo in (('n_walks', n_walks, 1), ('steps', steps, 3), ('n_pool', n_pool, 2)):
-            if v < lo:
-                raise DataError(f'--{name}={v}: expected at least {lo}')
-        if not 0. <= yaw_threshold < 1.:
-            raise DataError(f'--yaw_threshold={yaw_threshold}: expected a value in [0, 1)')
-        mode, files, gen = section6.setup(model, epoch, backend, bn, n_population, nbatch)
-        print(section6.describe(files, gen, bn), flush=True)
-        from faces import attrnet
-        net = attrnet.load(mode=mode)
-        rs = np.random.RandomState(seed)
-        z = rs.uniform(-1., 1., (n_pool, gen.nz))
-        pool = net.predict(gen.sample(z, 'pool'))
-        try:
-            turn, n_left, n_right = direction(z, pool['yaw'], -yaw_threshold, yaw_threshold)
-        except ValueError:
-            raise DataError(f'--yaw_threshold={yaw_threshold}: of {n_pool} samples, '
-                            f'{int(np.sum(pool["yaw"] <= -yaw_threshold))} look left and '
-                            f'{int(np.sum(pool["yaw"] >= yaw_threshold))} right; both are needed') from None
-    except DataError as e:
-        section6.fail(e)
+        turn, n_left, n_right = direction(z, pool['yaw'], -yaw_threshold, yaw_threshold)
+    except ValueError:
+        flags.fail(f'--yaw_threshold={yaw_threshold}: of {n_pool} samples, '
+                   f'{int(np.sum(pool["yaw"] <= -yaw_threshold))} look left and '
+                   f'{int(np.sum(pool["yaw"] >= yaw_threshold))} right; both are needed')
     s = np.linspace(-scale, scale, steps)
     z0 = rs.uniform(-1., 1., (n_walks, gen.nz))
     zw = (z0[:, None, :] + s[None, :, None] * turn).reshape(-1, gen.nz)

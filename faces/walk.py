@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import flags
-from lib.data_image import DataError
+from lib.data_image import exit_on_data_error
 from lib.latent import interpolate, step_sizes, walk_measures
 from lib.metrics import nearest_neighbours
 from faces import section6
@@ -65,18 +65,16 @@ def memorisation(samples, train, heldout):
 
 def main(argv=None):
     config = flags.configure(globals(), FLAGS, argv)
-    try:
-        for name, v, lo in (('n_walks', n_walks, 1), ('steps', steps, 3), ('n_mem', n_mem, 1),
-                            ('n_ref', n_ref, 1)):
-            if v < lo:
-                raise DataError(f'--{name}={v}: expected at least {lo}')
-        mode, files, gen = section6.setup(model, epoch, backend, bn, n_population, nbatch)
-        print(section6.describe(files, gen, bn), flush=True)
-        from faces import attrnet
-        net = attrnet.load(mode=mode)
-        train, heldout, data_desc = section6.data_splits(files['gen'], n_ref, data)
-    except DataError as e:
-        section6.fail(e)
+    for name, v, lo in (('n_walks', n_walks, 1), ('steps', steps, 3), ('n_mem', n_mem, 1),
+                        ('n_ref', n_ref, 1)):
+        if v < lo:
+            flags.fail(f'--{name}={v}: expected at least {lo}')
+    mode, files, gen = exit_on_data_error(section6.setup, model, epoch, backend, bn, n_population,
+                                          nbatch)
+    print(section6.describe(files, gen, bn), flush=True)
+    from faces import attrnet
+    net = attrnet.load(mode=mode)
+    train, heldout, data_desc = exit_on_data_error(section6.data_splits, files['gen'], n_ref, data)
     n = min(len(train), len(heldout))
     train, heldout = train[:n], heldout[:n]
     rs = np.random.RandomState(seed)

@@ -32,8 +32,9 @@ def real_faces(n, data=''):
     ``data`` '' is the held-out synthetic faces; otherwise an .hdf5 file or image folder, whose
     test split must hold ``2 n`` images (two disjoint sets: one to compare with, one for the floor).
     """
+    from lib.data_hdf5 import H5Dataset
     from faces import synthetic
-    from faces.load import H5Dataset, resolve_path
+    from faces.load import resolve_path
     if not data:
         path = synthetic.ensure(n=2 * n, seed=attrnet.HELDOUT_SEED, size=attrnet.NPX)
         # the whole file is held out: both of its splits

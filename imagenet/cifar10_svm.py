@@ -37,11 +37,12 @@ from sklearn.svm import LinearSVC as LSVC
 
 from lib import flags
 from lib import rng
-from lib.ops import batchnorm_stats, dnn_pool
+from lib.ops import batchnorm_stats, dnn_pool, mean_over_batches
 from lib.theano_utils import floatX, sharedX
 from lib.data_utils import iter_data
 from lib.backend import describe_mode, get_mode, resolve_backend
-from lib.data_image import DataError
+from lib.data_image import DataError, exit_on_data_error
+from lib.files import atomic_write_text
 
 from imagenet.load import cifar10
 from imagenet.load_pretrained import REPO, discrim_layers, load_model
@@ -107,24 +108,10 @@ def build_bnorm_stats(discrim_params, mode):
 def infer_bnorm_stats(_bnorm_stats, X, nbatch=128):
     """Population statistics (U, S) of uint8 images X: the mean over minibatches of ``nbatch``
     (the last one may be short, weighted like the others) of each batch's mean and variance."""
-    U = S = None
-    n = 0
-    for xmb in tqdm(iter_data(X, size=nbatch), total=-(-len(X) // nbatch), desc='bnorm stats',
-                    leave=False, dynamic_ncols=True, file=sys.stderr):
-        stats = [np.asarray(v) for v in _bnorm_stats(transform(xmb))]
-        umb = stats[:len(stats) // 2]
-        smb = stats[len(stats) // 2:]
-        if U is None:
-            U = [np.zeros_like(u) for u in umb]
-            S = [np.zeros_like(s) for s in smb]
-        for i, u in enumerate(umb):
-            U[i] += u
-        for i, s in enumerate(smb):
-            S[i] += s
-        n += 1
-    U = [u/n for u in U]
-    S = [s/n for s in S]
-    return U, S
+    batches = tqdm(iter_data(X, size=nbatch), total=-(-len(X) // nbatch), desc='bnorm stats',
+                   leave=False, dynamic_ncols=True, file=sys.stderr)
+    stats = mean_over_batches(_bnorm_stats, (transform(xmb) for xmb in batches))
+    return stats[:len(stats) // 2], stats[len(stats) // 2:]
 
 
 def build_features(discrim_params, U, S, mode):
@@ -181,22 +168,18 @@ def main(argv=None):
     mode = get_mode(name)
     rng.set_seed(seed)
     path = model_dir or REPO / 'models' / pretrained_desc
-    try:
-        c_values = parse_cs(cs)
-        if not 0 < nval < ntrain:
-            raise DataError(f'--nval={nval}: expected 0 < nval < ntrain ({ntrain})')
-        if nbatch < 2:
-            raise DataError(f'--nbatch={nbatch}: expected at least 2 (batchnorm statistics)')
-        discrim_params, = load_model(path, epoch, parts=('discrim',), nc=nc, ndf=ndf)
-        trX, trY, teX, teY = cifar10(data_dir or None, ntrain=ntrain, ntest=ntest)
-        if len(trX) <= nval:
-            raise DataError(f'--nval={nval}: only {len(trX)} training images, expected more')
-        if len(np.unique(trY[:-nval])) < 2:
-            raise DataError(f'--ntrain={ntrain} --nval={nval}: the SVM needs at least two classes '
-                            f'among the {len(trX) - nval} training images')
-    except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
+    c_values = exit_on_data_error(parse_cs, cs)
+    if not 0 < nval < ntrain:
+        flags.fail(f'--nval={nval}: expected 0 < nval < ntrain ({ntrain})')
+    if nbatch < 2:
+        flags.fail(f'--nbatch={nbatch}: expected at least 2 (batchnorm statistics)')
+    discrim_params, = exit_on_data_error(load_model, path, epoch, parts=('discrim',), nc=nc, ndf=ndf)
+    trX, trY, teX, teY = exit_on_data_error(cifar10, data_dir or None, ntrain=ntrain, ntest=ntest)
+    if len(trX) <= nval:
+        flags.fail(f'--nval={nval}: only {len(trX)} training images, expected more')
+    if len(np.unique(trY[:-nval])) < 2:
+        flags.fail(f'--ntrain={ntrain} --nval={nval}: the SVM needs at least two classes among '
+                   f'the {len(trX) - nval} training images')
     print(f'model: {path} epoch {epoch} (ndf={ndf}) | data: {len(trX)} train ({nval} for '
           f'choosing C), {len(teX)} test | backend: {describe_mode(name)}', flush=True)
 
@@ -231,7 +214,7 @@ def main(argv=None):
                    feature_seconds=t_features)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(results, indent=1) + '\n')
+        atomic_write_text(out, json.dumps(results, indent=1) + '\n')
     return results
 
 

@@ -2,26 +2,28 @@
 
 ``imagenet()``: the training images, returned like the faces loader (fuel's calls kept):
 
-    tr_data, te_data, tr_stream, val_stream, te_stream = imagenet(ntrain=ntrain, path=folder)
+    tr_data, te_data = imagenet(path=folder)
 
 ``path`` is a folder of images (jpg, png, webp, ..., searched recursively, e.g. ImageNet-1k's
 ``train/`` folder with its 1000 class subfolders) or an .hdf5 file in fuel's layout. A folder
 is converted once to an HDF5 cache of ``npx`` x ``npx`` images, each resized so that its short
 side is ``npx`` and center-cropped: the paper's "32x32 min-resized center crops" (the
-conversion and cache are faces/convert.py's, through ``faces.load.faces``).
+conversion and cache are lib/data_folder.py's, as for the faces).
 
 ``cifar10()``: CIFAR-10 from its standard python batches (``data_batch_1`` .. ``data_batch_5``,
 ``test_batch`` in ``cifar-10-batches-py/``, or the ``cifar-10-python.tar.gz`` itself), read with
-a restricted unpickler that builds only dicts, lists, strings, numbers and numpy arrays.
+the restricted unpickler (lib/unpickle.py), building only dicts, lists, strings, numbers and
+numpy arrays.
 """
-import io
-import pickle
 import tarfile
 from pathlib import Path
 
 import numpy as np
 
+from lib.data_folder import resolve
+from lib.data_hdf5 import H5Dataset
 from lib.data_image import DataError, center_crop, default_data_dir, resize_min_side
+from lib.unpickle import RefusedGlobal, restricted_loads
 
 CIFAR_TRAIN = tuple(f'data_batch_{i}' for i in range(1, 6))
 CIFAR_TEST = 'test_batch'
@@ -32,23 +34,23 @@ CIFAR_FOLDER = 'cifar-10-batches-py'
 # ImageNet (or any folder of images)
 # ----------------------------------------------------------------------------------------
 
-def imagenet(ntrain=None, nval=None, ntest=None, batch_size=128, path=None, npx=32,
-             load_in_memory=None, progress=True):
-    """``(tr_data, te_data, tr_stream, val_stream, te_stream)`` over the images at ``path``.
+def imagenet(path=None, npx=32, load_in_memory=None, progress=True):
+    """``(tr_data, te_data)``: the 'train' and 'test' splits of the images at ``path`` (H5Dataset).
 
     ``path``: a folder of images (converted once to ``npx`` px, min-side resize + center crop)
     or an .hdf5 file in fuel's layout with uint8 (N, H, W, 3) images of at least ``npx`` px.
-    Streams yield ``(imb,)`` uint8 (b, H, W, 3) batches; see ``faces.load.faces``.
+    ``get_data`` returns ``(imb,)``, uint8 (b, H, W, 3) (``lib.data_hdf5.H5Dataset``).
     """
     # PORT: the original's imagenet() read a private ImageNet HDF5 with labels (not released);
-    # the GAN never used the labels, so any folder of images (or fuel-layout file) serves.
-    from faces.load import faces
-
+    # the GAN never used the labels, so any folder of images (or fuel-layout file) serves. It
+    # also took ntrain, nval, ntest and batch_size for fuel's streams, which the port does not use.
     if not path:
         raise DataError('--data: no images given (expected a folder of images, e.g. ImageNet-1k\'s '
                         'train/ folder, or an .hdf5 file in fuel\'s layout)')
-    return faces(ntrain=ntrain, nval=nval, ntest=ntest, batch_size=batch_size, path=path,
-                 size=npx, npx=npx, load_in_memory=load_in_memory, progress=progress)
+    path = resolve(path, size=npx, progress=progress)
+    tr_data = H5Dataset(path, which_sets=('train',), load_in_memory=load_in_memory, npx=npx)
+    te_data = H5Dataset(path, which_sets=('test',), load_in_memory=load_in_memory, npx=npx)
+    return tr_data, te_data
 
 
 def min_resize(x, size):
@@ -71,67 +73,49 @@ def crop_images(X, npx):
 # CIFAR-10
 # ----------------------------------------------------------------------------------------
 
-def _reconstruct():
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
-
-
-def _frombuffer():
-    try:
-        from numpy._core.numeric import _frombuffer
-    except ImportError:  # numpy < 2
-        from numpy.core.numeric import _frombuffer
-    return _frombuffer
-
-
 def _latin1_encode(obj, encoding='latin1'):
     # Python 3 pickles of bytes at protocol <= 2 call _codecs.encode(str, 'latin1')
     if encoding != 'latin1' or not isinstance(obj, str):
-        raise RefusedGlobal(f'refusing to load _codecs.encode with encoding {encoding!r}')
+        raise RefusedGlobal(f'refused _codecs.encode with encoding {encoding!r}')
     return obj.encode('latin1')
 
 
-class RefusedGlobal(pickle.UnpicklingError):
-    """A pickle names a global that ``RestrictedUnpickler`` does not build."""
+def _cifar_globals():
+    """The globals a CIFAR-10 batch may name: numpy's array rebuilding and a latin-1 encode.
 
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An Unpickler that builds only dicts, lists, tuples, str, bytes, numbers and numpy arrays.
-
-    Every other global (any function or class a pickle could call) is refused with
-    ``RefusedGlobal`` before anything is called. Python 2 pickles (the CIFAR-10 files) load with
-    ``encoding='bytes'``: their str keys come back as bytes (``b'data'``).
+    With them the unpickler builds only dicts, lists, tuples, str, bytes, numbers and numpy
+    arrays.
     """
-
-    ALLOWED = {
+    try:
+        from numpy._core.multiarray import _reconstruct
+        from numpy._core.numeric import _frombuffer
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+        from numpy.core.numeric import _frombuffer
+    return {
         ('numpy.core.multiarray', '_reconstruct'): _reconstruct,
         ('numpy._core.multiarray', '_reconstruct'): _reconstruct,
         ('numpy.core.numeric', '_frombuffer'): _frombuffer,
         ('numpy._core.numeric', '_frombuffer'): _frombuffer,
-        ('numpy', 'ndarray'): lambda: np.ndarray,
-        ('numpy', 'dtype'): lambda: np.dtype,
-        ('_codecs', 'encode'): lambda: _latin1_encode,
+        ('numpy', 'ndarray'): np.ndarray,
+        ('numpy', 'dtype'): np.dtype,
+        ('_codecs', 'encode'): _latin1_encode,
     }
 
-    def find_class(self, module, name):
-        get = self.ALLOWED.get((module, name))
-        if get is None:
-            raise RefusedGlobal(f'refusing to load {module}.{name}')
-        return get()
 
+def load_batch(data):
+    """Unpickle the bytes of a CIFAR-10 batch file with the restricted unpickler (lib/unpickle.py).
 
-def restricted_loads(data):
-    """Unpickle bytes ``data`` with ``RestrictedUnpickler`` (Python 2 strings as bytes)."""
-    return RestrictedUnpickler(io.BytesIO(data), encoding='bytes').load()
+    Python 2 pickles (the CIFAR-10 files) load with ``encoding='bytes'``: their str keys come
+    back as bytes (``b'data'``).
+    """
+    return restricted_loads(data, _cifar_globals(), encoding='bytes')
 
 
 def _read_batch(name, data):
     """Check and convert one unpickled CIFAR-10 batch: (X uint8 (n, 3, 32, 32), Y int32 (n,))."""
     try:
-        d = restricted_loads(data)
+        d = load_batch(data)
     except RefusedGlobal as err:
         raise DataError(f'{name}: {err} (expected a CIFAR-10 python batch: a dict of '
                         f'data/labels/batch_label/filenames)') from None

@@ -11,7 +11,6 @@ This module is also the home of the 32x32 architecture: ``imagenet/train_uncond_
 trains this ``gen``/``discrim`` and ``imagenet/cifar10_svm.py`` pools the discriminator's
 layers (``discrim_layers``) into the paper's CIFAR-10 features.
 """
-import sys
 from pathlib import Path
 from time import time
 
@@ -26,8 +25,8 @@ from lib.vis import color_grid_vis
 from lib.ops import batchnorm, deconv, dnn_conv
 from lib.theano_utils import floatX, sharedX
 from lib.backend import describe_mode, get_mode, resolve_backend
-from lib.data_image import DataError
-from lib.params import ParamsFileError, load_params
+from lib.data_image import exit_on_data_error
+from lib.params import check_shapes, load_params, params_path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -145,44 +144,13 @@ def inverse_transform(X):
     return X
 
 
-def params_path(model_dir, epoch, which):
-    """The file of ``which`` ('gen' or 'discrim') at ``epoch`` in ``model_dir``: .npz or .jl.
-
-    Raises DataError (one line) when the folder or the file is missing, or when both an .npz
-    and a .jl exist (ambiguous).
-    """
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise DataError(f'{model_dir}: no such model folder (expected {epoch}_{which}_params.jl '
-                        f'or .npz in it; pass --model_dir)')
-    found = [model_dir / f'{epoch}_{which}_params{ext}' for ext in ('.npz', '.jl')]
-    found = [p for p in found if p.is_file()]
-    if not found:
-        raise DataError(f'{model_dir}: no {epoch}_{which}_params.jl or {epoch}_{which}_params.npz '
-                        f'(the original\'s files or this port\'s; check --model_dir and --epoch)')
-    if len(found) > 1:
-        raise DataError(f'{model_dir}: both {found[0].name} and {found[1].name} exist; '
-                        f'keep one of them')
-    return found[0]
-
-
-def check_shapes(arrays, shapes, path, dims=''):
-    """Raise DataError (one line) unless ``arrays`` match ``shapes`` [(name, shape), ...] one by one."""
-    if len(arrays) != len(shapes):
-        raise DataError(f'{path}: {len(arrays)} arrays, expected {len(shapes)} '
-                        f'({", ".join(n for n, _ in shapes)}) for this architecture')
-    for i, (a, (name, shape)) in enumerate(zip(arrays, shapes)):
-        if tuple(np.shape(a)) != tuple(shape):
-            raise DataError(f'{path}: parameter {name} (#{i + 1}) has shape {tuple(np.shape(a))}, '
-                            f'expected {tuple(shape)}{dims}')
-
-
 def load_model(model_dir, epoch, parts=('gen', 'discrim'), nz=nz, nc=nc, ngf=ngf, ndf=ndf):
     """Shared variables of the model at ``epoch`` in ``model_dir``, shape-checked: one list per part.
 
-    ``parts`` picks the files: ('gen', 'discrim') -> (gen_params, discrim_params); ('discrim',)
-    -> (discrim_params,). The shapes expected are ``param_shapes(nz, nc, ngf, ndf)`` (default:
-    the released model's). Raises DataError (one line) for missing, unreadable or misshapen files.
+    ``parts`` picks the files (``lib.params.params_path``): ('gen', 'discrim') -> (gen_params,
+    discrim_params); ('discrim',) -> (discrim_params,). The shapes expected are
+    ``param_shapes(nz, nc, ngf, ndf)`` (default: the released model's). Raises a one-line
+    DataError (``ParamsFileError``) for missing, unreadable or misshapen files.
     """
     gen_shapes, discrim_shapes = param_shapes(nz, nc, ngf, ndf)
     expected = dict(gen=gen_shapes, discrim=discrim_shapes)
@@ -191,12 +159,7 @@ def load_model(model_dir, epoch, parts=('gen', 'discrim'), nz=nz, nc=nc, ngf=ngf
     out = []
     for which in parts:
         path = params_path(model_dir, epoch, which)
-        try:
-            arrays = load_params(path)
-        except ParamsFileError as err:  # already names the file and the problem
-            raise DataError(str(err)) from None
-        except OSError as err:
-            raise DataError(f'{path}: unreadable parameter file ({type(err).__name__}: {err})') from None
+        arrays = load_params(path)
         check_shapes(arrays, expected[which], path, dims)
         out.append([sharedX(a, name=name) for a, (name, _) in zip(arrays, expected[which])])
     return tuple(out)
@@ -237,16 +200,12 @@ def main(argv=None):
     rng.set_seed(seed)
     grid = int(np.ceil(np.sqrt(nvis)))
     path = Path(out) if out else HERE / 'samples.png'
-    try:
-        if nvis < 2:
-            raise DataError(f'--nvis={nvis}: expected at least 2 samples (batchnorm needs a batch)')
-        if path.is_dir() or path.suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
-            raise DataError(f'--out={out}: expected an image file name (.png, .jpg, ...)')
-        gen_params, discrim_params = load_model(model_dir or REPO / 'models' / desc, epoch,
-                                                 nz=nz, nc=nc, ngf=ngf, ndf=ndf)
-    except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
+    if nvis < 2:
+        flags.fail(f'--nvis={nvis}: expected at least 2 samples (batchnorm needs a batch)')
+    if path.is_dir() or path.suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
+        flags.fail(f'--out={out}: expected an image file name (.png, .jpg, ...)')
+    gen_params, discrim_params = exit_on_data_error(load_model, model_dir or REPO / 'models' / desc,
+                                                    epoch, nz=nz, nc=nc, ngf=ngf, ndf=ndf)
     print(f'model: {model_dir or REPO / "models" / desc} epoch {epoch} (nz={nz}, ngf={ngf}, '
           f'ndf={ndf}) | backend: {describe_mode(name)}', flush=True)
 

@@ -20,7 +20,6 @@ logs/<desc>.ndjson, samples/<desc>/<epoch>.png, models/<desc>/<epoch>_{gen,discr
 and a resumable checkpoint; load_pretrained.py --model_dir=models/<desc> and cifar10_svm.py
 --model_dir=models/<desc> read the parameter files.
 """
-import sys
 from pathlib import Path
 
 import pytensor
@@ -34,7 +33,7 @@ from lib.data_utils import center_crop
 from lib.costs import binary_crossentropy
 from lib import flags, train
 from lib.backend import get_mode, resolve_backend
-from lib.data_image import DataError
+from lib.data_image import exit_on_data_error
 
 from imagenet.load import imagenet, min_resize
 from imagenet.load_pretrained import gen, discrim
@@ -202,13 +201,8 @@ def main(argv=None):
     mode = get_mode(name)
     rng.set_seed(seed)
 
-    try:
-        tr_data, te_data, tr_stream, val_stream, te_stream = imagenet(
-            ntrain=ntrain, nval=nval, path=data or None, npx=npx, batch_size=nbatch)
-    except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
-    ntrain = tr_stream.iteration_scheme.num_examples
+    tr_data, te_data = exit_on_data_error(imagenet, path=data or None, npx=npx)
+    ntrain = min(ntrain, tr_data.num_examples)  # PORT: fuel failed mid-epoch past the split's end
     if nval > tr_data.num_examples:
         flags.fail(f'--nval={nval}: {tr_data.path} has only {tr_data.num_examples} training '
                    f'images')

@@ -4,6 +4,7 @@ Decode with Pillow, resize so the short side equals ``size`` (antialiased LANCZO
 then center-crop to ``(size, size)`` with the original's ``center_crop`` rounding.
 Every bad input raises ``DataError`` whose message is a single line naming the file
 and what was expected; scripts print it and exit with status 2 (``exit_on_data_error``).
+``imap_ordered`` decodes (or draws) images in worker processes, in order.
 """
 import os
 import sys
@@ -34,6 +35,22 @@ def exit_on_data_error(fn, *args, **kwargs):
         sys.exit(2)
 
 
+def imap_ordered(fn, tasks, workers, chunksize=1):
+    """Yield ``fn(task)`` for each of ``tasks``, in order, from ``workers`` processes (here when 1).
+
+    Processes are forked where the platform can: spawn re-runs the caller's ``__main__``, which
+    fails for ``python -c`` and stdin callers. ``fn`` must be a module-level function.
+    """
+    if workers <= 1:
+        yield from map(fn, tasks)
+        return
+    import multiprocessing as mp
+
+    method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
+    with mp.get_context(method).Pool(workers) as pool:
+        yield from pool.imap(fn, tasks, chunksize=chunksize)
+
+
 def default_data_dir():
     """The project's data folder, ``lib.config.data_dir()`` ($DCGAN_DATA_DIR, else <repo>/data)."""
     from lib.config import data_dir
@@ -41,17 +58,20 @@ def default_data_dir():
 
 
 def center_crop(x, ph, pw=None):
-    """The central ``(ph, pw)`` window of ``x`` (``(h, w, ...)``); DataError if ``x`` is smaller.
+    """The central ``(ph, pw)`` window of ``x`` (``(h, w, ...)``); pw defaults to ph.
 
-    Same window as ``lib.data_utils.center_crop`` (the original's, with Python 2 rounding of odd
-    margins: ``(h - ph + 1) // 2``), without importing that module's sklearn into workers.
+    The original's lib/data_utils.center_crop (also importable from there), plus a one-line
+    DataError when ``x`` is smaller than the window.
     """
     if pw is None:
         pw = ph
     h, w = x.shape[:2]
     if h < ph or w < pw:
         raise DataError(f'image of {h}x{w} px is smaller than the {ph}x{pw} crop')
-    j, i = (h - ph + 1) // 2, (w - pw + 1) // 2
+    # PORT: the original's int(round((h - ph)/2.)) rounded halves away from zero in Python 2;
+    # Python 3 rounds them to even (round(2.5) == 2). (h - ph + 1) // 2 is the Python 2 value.
+    j = (h - ph + 1) // 2
+    i = (w - pw + 1) // 2
     return x[j:j + ph, i:i + pw]
 
 

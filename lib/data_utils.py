@@ -1,26 +1,17 @@
 """The original data helpers: crops, shuffles, one-hot labels and minibatch iteration.
 
+``center_crop`` is defined in lib/data_image.py, which the image-decoding workers import.
+
 Randomness comes from ``lib.rng`` as it is when called (after ``rng.set_seed``).
 """
 import numpy as np
 from sklearn import utils as skutils
 
 from lib import rng
+from lib.data_image import center_crop  # noqa: F401 (the original's crop, kept with the image loaders)
 
 # PORT: the original imported np_rng and py_rng by name at import time, so a later reseed was
 # not seen; every function here reads rng.np_rng / rng.py_rng when it runs.
-
-
-def center_crop(x, ph, pw=None):
-    """The central (ph, pw) window of an image x (h, w, ...); pw defaults to ph."""
-    if pw is None:
-        pw = ph
-    h, w = x.shape[:2]
-    # PORT: the original's int(round((h - ph)/2.)) rounded halves away from zero in Python 2;
-    # Python 3 rounds them to even (round(2.5) == 2). (h - ph + 1) // 2 is the Python 2 value.
-    j = (h - ph + 1) // 2
-    i = (w - pw + 1) // 2
-    return x[j:j + ph, i:i + pw]
 
 
 def patch(x, ph, pw=None):

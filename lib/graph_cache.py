@@ -26,7 +26,6 @@ import io
 import os
 import pickle
 import sys
-import tempfile
 import time
 import warnings
 from functools import cache
@@ -46,6 +45,7 @@ from pytensor.graph.destroyhandler import DestroyHandler
 from pytensor.graph.rewriting.db import RewriteDatabase, RewriteDatabaseQuery
 
 from lib import collector
+from lib.files import atomic_write
 
 FORMAT = 1  # bumped when what is stored changes
 LIB = Path(__file__).resolve().parent
@@ -186,14 +186,7 @@ def store(path, data):
 
 def _store(path, data):
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(data))
 
 
 def touch(path):

@@ -93,6 +93,23 @@ def batchnorm_stats(use=None):
                          f"{len(ctx.collected)} batchnorm layers")
 
 
+def mean_over_batches(fn, batches):
+    """The mean over ``batches`` of each array ``fn(batch)`` returns, every batch weighted alike.
+
+    With ``fn`` returning a discriminator's per-batch means and variances, this is the original's
+    estimate of population batchnorm statistics (its SVHN ``infer_bnorm_stats``): a shorter last
+    batch counts as much as the others. Returns a list of arrays, one per output of ``fn``.
+    """
+    sums, n = None, 0
+    for batch in batches:
+        values = [np.asarray(v) for v in fn(batch)]
+        sums = values if sums is None else [a + v for a, v in zip(sums, values)]
+        n += 1
+    if not n:
+        raise ValueError("mean_over_batches: no batches")
+    return [s / n for s in sums]
+
+
 def _context_stats(b_u, b_s):
     ctx = _BatchnormStats.active
     if ctx is None:

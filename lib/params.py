@@ -6,30 +6,24 @@ Two formats, told apart by their first bytes:
   ``np.savez(f, *arrays)`` writes), read with ``allow_pickle=False``;
 - the original's ``*.jl`` (``joblib.dump`` from Python 2, joblib <= 0.9): a protocol-2 pickle of
   a list of ``NDArrayWrapper`` objects, each naming a side file ``<name>.jl_NN.npy`` in the same
-  folder. It is read with a restricted unpickler that builds nothing but inert stand-ins for
-  exactly those classes, and the side files with ``allow_pickle=False``; anything else is refused
-  with a ``ParamsFileError`` before any of it is used.
+  folder. It is read with the restricted unpickler (lib/unpickle.py), which builds nothing but
+  inert stand-ins for exactly those classes, and the side files with ``allow_pickle=False``;
+  anything else is refused with a ``ParamsFileError`` before any of it is used.
 
 Writes are atomic (``lib.files.atomic_write``): a temporary file in the target folder, then
 ``os.replace``.
 """
-import io
 import os
 import pickle
 import re
+from pathlib import Path
 
 import numpy as np
 
+from lib.data_image import DataError
 from lib.files import atomic_write
+from lib.unpickle import restricted_loads
 
-# The globals a joblib <= 0.9 parameter file may name: the wrapper class (under the module path
-# of the sklearn-bundled joblib the original used, or of joblib itself) and numpy.ndarray.
-_WRAPPER_GLOBALS = {
-    ('sklearn.externals.joblib.numpy_pickle', 'NDArrayWrapper'),
-    ('joblib.numpy_pickle', 'NDArrayWrapper'),
-    ('joblib.numpy_pickle_compat', 'NDArrayWrapper'),
-}
-_NDARRAY_GLOBAL = ('numpy', 'ndarray')
 _WRAPPER_KEYS = {'filename', 'subclass', 'allow_mmap'}
 _SIDE_FILE = re.compile(r'[A-Za-z0-9_.-]+\.npy')
 _MAX_PICKLE_BYTES = 1 << 20  # a list of wrappers is a few hundred bytes per array
@@ -37,8 +31,9 @@ _ZIP_MAGICS = (b'PK\x03\x04', b'PK\x05\x06')  # a zip with members, an empty zip
 _PICKLE2_MAGIC = b'\x80\x02'
 
 
-class ParamsFileError(ValueError):
-    """A parameter file that is not one of the two formats (nothing in it was executed)."""
+class ParamsFileError(DataError):
+    """A missing or unreadable parameter file, or one that is not one of the two formats or not
+    the shapes expected (nothing in it was executed); one line naming the file."""
 
     def __init__(self, path, problem):
         super().__init__(f"{path}: {problem}")
@@ -55,19 +50,15 @@ class _NDArrayMarker:
         raise pickle.UnpicklingError("numpy.ndarray may only be named, not called")
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the joblib wrapper and numpy.ndarray names, to inert stand-ins."""
-
-    def find_class(self, module, name):
-        if (module, name) in _WRAPPER_GLOBALS:
-            return _WrapperStandIn
-        if (module, name) == _NDARRAY_GLOBAL:
-            return _NDArrayMarker
-        raise pickle.UnpicklingError(
-            f"refused global {module}.{name} (expected only NDArrayWrapper and numpy.ndarray)")
-
-    def persistent_load(self, pid):
-        raise pickle.UnpicklingError("refused a persistent id")
+# The globals a joblib <= 0.9 parameter file may name, as inert stand-ins: the wrapper class
+# (under the module path of the sklearn-bundled joblib the original used, or of joblib itself)
+# and numpy.ndarray.
+_JL_GLOBALS = {
+    ('sklearn.externals.joblib.numpy_pickle', 'NDArrayWrapper'): _WrapperStandIn,
+    ('joblib.numpy_pickle', 'NDArrayWrapper'): _WrapperStandIn,
+    ('joblib.numpy_pickle_compat', 'NDArrayWrapper'): _WrapperStandIn,
+    ('numpy', 'ndarray'): _NDArrayMarker,
+}
 
 
 def _params_values(params):
@@ -115,7 +106,7 @@ def _load_jl(path):
     with open(path, 'rb') as f:
         data = f.read()
     try:
-        wrappers = _RestrictedUnpickler(io.BytesIO(data)).load()
+        wrappers = restricted_loads(data, _JL_GLOBALS)
     except Exception as e:  # refused globals, truncated or malformed pickles
         raise ParamsFileError(path, f"not a joblib<=0.9 list of NDArrayWrapper: {e}") from None
     if not isinstance(wrappers, list):
@@ -141,17 +132,55 @@ def _load_jl(path):
 def load_params(path):
     """The list of float32 arrays in parameter file ``path`` (ours, .npz, or the original's .jl).
 
-    Raises ``ParamsFileError`` (a ValueError) naming the file for anything else.
+    Raises ``ParamsFileError`` (a DataError, so a ValueError) naming the file for anything else.
     """
     path = os.fspath(path)
-    with open(path, 'rb') as f:
-        magic = f.read(4)
+    try:
+        with open(path, 'rb') as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ParamsFileError(path, f"unreadable parameter file ({type(e).__name__}: "
+                                    f"{e.strerror or e})") from None
     if magic.startswith(_ZIP_MAGICS):
         return _load_npz(path)
     if magic.startswith(_PICKLE2_MAGIC):
         return _load_jl(path)
     raise ParamsFileError(path, f"expected an .npz archive or a joblib<=0.9 .jl pickle, found "
                                 f"first bytes {magic!r}")
+
+
+def params_path(model_dir, epoch, part, hint=''):
+    """``<model_dir>/<epoch>_<part>_params.npz`` (ours) or ``.jl`` (the original's): the one there.
+
+    ``part`` is 'gen' or 'discrim'. Raises ``ParamsFileError`` (one line, ending in ``hint``)
+    when the folder or the file is missing, or when both an .npz and a .jl exist (ambiguous).
+    """
+    model_dir = Path(model_dir).expanduser()
+    stem = model_dir / f'{epoch}_{part}_params'
+    found = [p for p in (stem.with_name(stem.name + ext) for ext in ('.npz', '.jl')) if p.is_file()]
+    if not found:
+        where = ('no such model folder' if not model_dir.is_dir() else
+                 f'expected the {part} parameters of epoch {epoch} in it')
+        raise ParamsFileError(f'{stem}.{{npz,jl}}', f'no such file; {where} (check --model_dir='
+                                                    f'{model_dir} and --epoch={epoch}){hint}')
+    if len(found) > 1:
+        raise ParamsFileError(model_dir, f'both {found[0].name} and {found[1].name} exist; keep '
+                                         f'one of them')
+    return found[0]
+
+
+def check_shapes(arrays, shapes, path, dims=''):
+    """Raise ``ParamsFileError`` unless ``arrays`` match ``shapes`` [(name, shape), ...] one by one.
+
+    ``dims``: the architecture's widths, shown after the expected shape.
+    """
+    if len(arrays) != len(shapes):
+        raise ParamsFileError(path, f'{len(arrays)} arrays, expected {len(shapes)} '
+                                    f'({", ".join(n for n, _ in shapes)}) for this architecture')
+    for a, (name, shape) in zip(arrays, shapes):
+        if tuple(np.shape(a)) != tuple(shape):
+            raise ParamsFileError(path, f'parameter {name} has shape {tuple(np.shape(a))}, the '
+                                        f'architecture expects {tuple(shape)}{dims}')
 
 
 def save_params(params, path):

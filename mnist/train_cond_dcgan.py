@@ -11,7 +11,6 @@ neighbour classification accuracy and distance of generated samples on the valid
 samples/cond_dcgan/<epoch>.png (10x20 grid, one class per row), samples/cond_dcgan_etl_test.png,
 models/cond_dcgan/<epoch>_{gen,discrim}_params.npz and a resumable checkpoint.
 """
-import sys
 from pathlib import Path
 from time import time
 
@@ -31,7 +30,7 @@ from lib.metrics import nnc_score, nnd_score
 from lib.costs import binary_crossentropy
 from lib import flags, train
 from lib.backend import describe_mode, get_mode, resolve_backend
-from lib.data_image import DataError
+from lib.data_image import exit_on_data_error
 
 from mnist.load import has_mnist, mnist_with_valid_set
 
@@ -207,12 +206,8 @@ def main(argv=None):
     mode = get_mode(name)
     rng.set_seed(seed)
 
-    try:
-        trX, vaX, teX, trY, vaY, teY = mnist_with_valid_set(data_dir=data_dir or None,
-                                                            nval=nval or None)
-    except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
+    trX, vaX, teX, trY, vaY, teY = exit_on_data_error(mnist_with_valid_set,
+                                                      data_dir=data_dir or None, nval=nval or None)
 
     vaX = floatX(vaX)/255.
 

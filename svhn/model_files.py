@@ -9,49 +9,26 @@ from pathlib import Path
 
 from lib import rng
 from lib.data_image import DataError
-from lib.params import ParamsFileError, load_params
+from lib.params import check_shapes, load_params
+from lib.params import params_path as lib_params_path
 from lib.theano_utils import floatX
 
 import svhn.train_uncond_dcgan as script
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_DIR = REPO / 'models' / script.desc
-EXTS = ('.npz', '.jl')
 
 
 def params_path(model_dir, epoch, part):
-    """``<model_dir>/<epoch>_<part>_params.npz`` (ours) or ``.jl`` (the original's), whichever exists."""
-    model_dir = Path(model_dir).expanduser()
-    stem = model_dir / f'{epoch}_{part}_params'
-    for ext in EXTS:
-        path = stem.with_name(stem.name + ext)
-        if path.is_file():
-            return path
+    """``lib.params.params_path``, saying where the original's weights go when they are missing."""
     hint = (' (the original\'s weights: copy dcgan_code/models/' + script.desc + ' into the repo\'s '
-            'models/ folder)' if model_dir.name == script.desc else '')
-    raise DataError(f'{stem}.{{npz,jl}}: no such file; expected {part} parameters of epoch '
-                    f'{epoch} in --model_dir={model_dir}{hint}')
-
-
-def read_arrays(path):
-    """The arrays of a parameter file, as a list; unreadable files are a one-line DataError."""
-    try:
-        return list(load_params(path))
-    except ParamsFileError as err:  # names the file already
-        raise DataError(str(err)) from None
-    except OSError as err:
-        raise DataError(f'{path}: unreadable parameter file ({type(err).__name__}: {err})') from None
+            'models/ folder)' if Path(model_dir).name == script.desc else '')
+    return lib_params_path(model_dir, epoch, part, hint)
 
 
 def _check_and_set(params, arrays, path):
-    if len(arrays) != len(params):
-        raise DataError(f'{path}: {len(arrays)} arrays, expected {len(params)} '
-                        f'({", ".join(p.name for p in params)})')
+    check_shapes(arrays, [(p.name, p.get_value(borrow=True).shape) for p in params], path)
     for p, a in zip(params, arrays):
-        expected = p.get_value(borrow=True).shape
-        if tuple(a.shape) != expected:
-            raise DataError(f'{path}: parameter {p.name} has shape {tuple(a.shape)}, the '
-                            f'architecture expects {expected}')
         p.set_value(floatX(a))
 
 
@@ -63,8 +40,8 @@ def load_model(model_dir, epoch, parts=('gen', 'discrim')):
     ``nc``) are read off the first/last arrays and set on svhn.train_uncond_dcgan, whose ``gen``
     uses them; every array is then checked against the shape the architecture gives it.
     """
-    arrays = {part: read_arrays(params_path(model_dir, epoch, part)) for part in parts}
     paths = {part: params_path(model_dir, epoch, part) for part in parts}
+    arrays = {part: load_params(paths[part]) for part in parts}
     for part, a in arrays.items():
         if not a or any(x.ndim not in (1, 2, 4) for x in a):
             raise DataError(f'{paths[part]}: expected 1-, 2- and 4-D parameter arrays')

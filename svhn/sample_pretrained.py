@@ -8,7 +8,6 @@ generator of svhn/train_uncond_dcgan.py -- the same ``gen``, not a copy -- draws
 generator normalizes with the statistics of the generated batch, as the original's ``_gen``
 always did. The defaults (64 samples, seed 1234) are the batch of ../shared/golden/svhn_pretrained.npz.
 """
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytensor.tensor as T
 from lib import flags
 from lib import rng
 from lib.backend import get_mode, resolve_backend
-from lib.data_image import DataError
+from lib.data_image import exit_on_data_error
 from lib.theano_utils import floatX
 from lib.vis import color_grid_vis
 
@@ -55,16 +54,10 @@ def grid_shape(n):
 
 def main(argv=None):
     flags.configure(globals(), FLAGS, argv, positive=['n', 'epoch'])
-    try:
-        if n < 1:
-            raise DataError(f'--n={n}: expected a positive number of samples')
-        path = Path(out) if out else script.HERE / 'samples' / f'{script.desc}_pretrained_{epoch}.png'
-        if path.is_dir() or path.suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
-            raise DataError(f'--out={out}: expected an image file name (.png, .jpg, ...)')
-        params = load_model(model_dir or DEFAULT_MODEL_DIR, epoch, parts=('gen',))
-    except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
+    path = Path(out) if out else script.HERE / 'samples' / f'{script.desc}_pretrained_{epoch}.png'
+    if path.is_dir() or path.suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
+        flags.fail(f'--out={out}: expected an image file name (.png, .jpg, ...)')
+    params = exit_on_data_error(load_model, model_dir or DEFAULT_MODEL_DIR, epoch, parts=('gen',))
     _gen = build_gen(params['gen'], get_mode(resolve_backend(backend)))
     samples = np.asarray(_gen(draw_z(n, seed, script.nz)))
     try:

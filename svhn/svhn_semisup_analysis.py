@@ -14,7 +14,6 @@ printed as mean and 1.96 std. The paper reports 22.48% (+- 0.38) test error for 
 train_32x32.mat and test_32x32.mat (see svhn/load.py).
 """
 import json
-import sys
 import warnings
 from pathlib import Path
 from time import time
@@ -32,8 +31,9 @@ from lib import activations
 from lib import flags
 from lib import rng
 from lib.backend import get_mode, resolve_backend
-from lib.data_image import DataError
-from lib.ops import batchnorm, dnn_conv, dnn_pool
+from lib.data_image import exit_on_data_error
+from lib.files import atomic_write_text
+from lib.ops import batchnorm, dnn_conv, dnn_pool, mean_over_batches
 from lib.theano_utils import floatX, sharedX
 from lib.data_utils import iter_data
 
@@ -99,25 +99,11 @@ def infer_bnorm_stats(X, _bnorm_stats, nbatch=128, desc=None):
     """Population statistics: the per-batch means and variances of ``_bnorm_stats`` over batches
     of ``nbatch`` images of X, averaged with equal weight. Returns (U, S), lists of float32 arrays.
     ``desc``: show a progress bar with this label."""
-    # PORT: _bnorm_stats is an argument (the original's was a module global compiled at import),
-    # and U/S are sized from its outputs (the original hard-coded 128 and 256 channels).
-    U, S = None, None
-    n = 0
-    for xmb in _batches(X, nbatch, desc):
-        stats = _bnorm_stats(floatX(xmb))
-        umb = stats[:2]
-        smb = stats[2:]
-        if U is None:
-            U = [np.zeros(len(u), dtype=pytensor.config.floatX) for u in umb]
-            S = [np.zeros(len(s), dtype=pytensor.config.floatX) for s in smb]
-        for i, u in enumerate(umb):
-            U[i] += u
-        for i, s in enumerate(smb):
-            S[i] += s
-        n += 1
-    U = [u/n for u in U]
-    S = [s/n for s in S]
-    return U, S
+    # PORT: _bnorm_stats is an argument (the original's was a module global compiled at import);
+    # the original's loop summing U and S (sized 128 and 256 by hand) and dividing by the number of
+    # batches is lib.ops.mean_over_batches, shared with imagenet/cifar10_svm.py.
+    stats = mean_over_batches(_bnorm_stats, (floatX(xmb) for xmb in _batches(X, nbatch, desc)))
+    return stats[:2], stats[2:]
 
 
 def model(X,
@@ -193,21 +179,14 @@ def main(argv=None):
                                                                'n_test_draws', 'n_per_class', 'nval'])
     rng.set_seed(seed)
     mdir = model_dir or DEFAULT_MODEL_DIR
-    try:
-        if min(n_val_draws, n_test_draws, n_per_class) < 1:
-            raise DataError(f'--n_val_draws={n_val_draws} --n_test_draws={n_test_draws} '
-                            f'--n_per_class={n_per_class}: expected positive integers')
-        path = params_path(mdir, epoch, 'discrim')
-        discrim_params = load_model(mdir, epoch, parts=('discrim',))['discrim']
-        trX, vaX, teX, trY, vaY, teY = svhn_with_valid_set(extra=False, data_dir=data_dir or None,
-                                                           nval=nval)
-        counts = np.bincount(trY, minlength=10)
-        if counts.min() < n_per_class:
-            raise DataError(f'--n_per_class={n_per_class}: class {counts.argmin()} has only '
-                            f'{counts.min()} training images after the validation split')
-    except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
+    path = exit_on_data_error(params_path, mdir, epoch, 'discrim')
+    discrim_params = exit_on_data_error(load_model, mdir, epoch, parts=('discrim',))['discrim']
+    trX, vaX, teX, trY, vaY, teY = exit_on_data_error(svhn_with_valid_set, extra=False,
+                                                      data_dir=data_dir or None, nval=nval)
+    counts = np.bincount(trY, minlength=10)
+    if counts.min() < n_per_class:
+        flags.fail(f'--n_per_class={n_per_class}: class {counts.argmin()} has only '
+                   f'{counts.min()} training images after the validation split')
 
     vaX = floatX(vaX)/127.5-1.
     trX = floatX(trX)/127.5-1.
@@ -282,7 +261,7 @@ def main(argv=None):
           '22.48%% +- 0.38)' % (result['test'], result['test_ci'], n_test_draws, 10*n_per_class))
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result, indent=1, default=float) + '\n')
+        atomic_write_text(out, json.dumps(result, indent=1, default=float) + '\n')
     return result
 
 

@@ -12,7 +12,6 @@ lr 0.0005, minibatches of 64). Needs train_32x32.mat and test_32x32.mat (see svh
 Outputs, under --out_dir (default: this folder): logs/<desc>.ndjson, samples/<desc>/<epoch>.png and
 models/<desc>/<epoch>_{gen,discrim}_params.npz, the layout svhn/svhn_semisup_analysis.py loads.
 """
-import sys
 from pathlib import Path
 
 import pytensor
@@ -27,7 +26,7 @@ from lib.theano_utils import floatX, sharedX
 from lib.costs import binary_crossentropy
 from lib import flags, train
 from lib.backend import get_mode, resolve_backend
-from lib.data_image import DataError
+from lib.data_image import exit_on_data_error
 
 from svhn.load import svhn_with_valid_set
 
@@ -190,11 +189,8 @@ def main(argv=None):
     mode = get_mode(name)
     rng.set_seed(seed)
 
-    try:
-        loaded = svhn_with_valid_set(extra=extra, data_dir=data_dir or None, nval=nval)
-    except DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        raise SystemExit(2)
+    loaded = exit_on_data_error(svhn_with_valid_set, extra=extra, data_dir=data_dir or None,
+                                nval=nval)
     trX, vaX = loaded[0], loaded[1]
     ntrain = min(ntrain, len(trX))
     vaX = transform(vaX)

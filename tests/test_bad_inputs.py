@@ -4,9 +4,9 @@ run lost.
 Each bad input runs the script's ``main(argv)`` in-process and asserts exit status 2, that stderr
 ends in exactly one ``error: ...`` line naming the flag or file given, with no traceback, and,
 where a run existed before, that every file of it is unchanged (bytes and modification times).
-Faults that need a process of their own (signals, kill -9, a write error) run the faces script as
-a subprocess. Every training run is the tiny C model of tests/test_faces_train.py (its modules
-are compiled once; later runs load them from PyTensor's cache).
+Faults that need a process of their own (signals, kill -9, a write error, a full disk) run the
+faces script as a subprocess. Every training run is the tiny C model of tests/test_faces_train.py
+(its modules are compiled once; later runs load them from PyTensor's cache).
 """
 import hashlib
 import json
@@ -217,6 +217,21 @@ def test_corrupt_checkpoint_is_refused_and_kept(full_run, tmp_path, capsys):
     ("imagenet.cifar10_svm", ["--nbatch=1"], "--nbatch=1"),
     ("imagenet.cifar10_svm", ["--ntrain=0"], "--ntrain=0"),
     ("imagenet.cifar10_svm", ["--max_iter=0"], "--max_iter=0"),
+    ("faces.convert", [], "--src"),
+    ("faces.convert", ["--src=imgs"], "--out"),
+    ("faces.convert", ["--size=abc"], "--size=abc"),
+    ("faces.convert", ["--size=0", "--src=imgs", "--out=x.hdf5"], "--size=0"),
+    ("faces.convert", ["--test_fraction=1.5"], "--test_fraction=1.5"),
+    ("faces.convert", ["--workers=-1"], "--workers=-1"),
+    ("faces.convert", ["--src", "imgs"], "expected --src=<str>"),
+    ("faces.convert", ["--bogus=1"], "--bogus"),
+    ("faces.convert", ["--src=no_such_folder", "--out=x.hdf5"], "no_such_folder"),
+    ("faces.synthetic", ["--n=0"], "--n=0"),
+    ("faces.synthetic", ["--n=ten"], "--n=ten"),
+    ("faces.synthetic", ["--size=4"], "--size=4"),
+    ("faces.synthetic", ["--seed=-1"], "--seed=-1"),
+    ("faces.synthetic", ["--workers=0"], "--workers=0"),
+    ("faces.synthetic", ["--grid_only", "--grid=faces.txt"], "--grid=faces.txt"),
 ], ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_other_entry_points(tmp_path, capsys, module, argv, named):
     import importlib
@@ -478,23 +493,41 @@ def test_second_sigint_stops_at_once_without_a_traceback(tmp_path):
     assert _train(out, "--resume", "--niter=3", "--n_nnd=20000", "--max_updates=1")["stopped"]
 
 
-def test_kill_9_while_checkpointing_keeps_a_resumable_checkpoint(tmp_path):
-    """A checkpoint after every update, and kill -9 soon after training starts: whatever was on
-    disk is a whole checkpoint that resumes."""
+def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
+    """kill -9 in the middle of a checkpoint write, deterministically: a checkpoint after every
+    update; when the atomic writer's temporary file is there, the trainer is stopped (SIGSTOP),
+    and if the file is still there (the write not yet renamed) it is killed with SIGKILL. The
+    checkpoint on disk is then the previous one, whole, and --resume continues from it."""
     out = tmp_path / "run"
     proc = _start(out, "--niter=500", "--checkpoint_every=1e-9")
-    _wait_for(proc, "UNCOND_DCGAN")
-    ckpt = out / "models/uncond_dcgan/latest_checkpoint.npz"
-    deadline = time.time() + 60
-    while not ckpt.exists() and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.3)
-    proc.kill()
-    proc.communicate(timeout=60)
+    _wait_for(proc, "UNCOND_DCGAN")  # compiled (which may wait for another process's compile lock)
+    folder = out / "models/uncond_dcgan"
+    ckpt = folder / "latest_checkpoint.npz"
+    pattern = f"latest_checkpoint.npz.{proc.pid}.*.tmp"
+    deadline = time.time() + 120
+    try:
+        while True:
+            assert time.time() < deadline and proc.poll() is None, "no checkpoint write caught"
+            if ckpt.exists() and list(folder.glob(pattern)):
+                os.kill(proc.pid, signal.SIGSTOP)
+                if list(folder.glob(pattern)):   # still mid-write: the rename has not happened
+                    break
+                os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.0005)
+        before = ckpt.read_bytes()
+        proc.kill()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert len(list(folder.glob(pattern))) == 1    # the interrupted write's, left behind
+    assert ckpt.read_bytes() == before
     from lib.train import read_checkpoint
-    read_checkpoint(ckpt)
+    meta, _ = read_checkpoint(ckpt)                # whole and readable
+    done = meta["counters"]["n_updates"]
     result = _train(out, "--resume", "--niter=500", "--max_updates=2", "--checkpoint_every=1e-9")
-    assert result["stopped"]
+    assert result["stopped"] and result["n_updates"] == done + 2
 
 
 def _file_size_limit(n_bytes):
@@ -520,6 +553,46 @@ def test_write_error_keeps_the_last_checkpoint(tmp_path):
     assert "Traceback" not in err
     assert ckpt.read_bytes() == before
     assert not list(ckpt.parent.glob("*.tmp"))
+
+
+def _small_disk_available(folder):
+    """Whether this machine lets an unprivileged user mount a small tmpfs in a mount namespace."""
+    if not shutil.which("unshare"):
+        return False
+    folder.mkdir(exist_ok=True)
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o size=64k tmpfs "$0"',
+                           str(folder)], capture_output=True, timeout=60)
+    return done.returncode == 0
+
+
+def test_full_disk_keeps_the_last_checkpoint(full_run, tmp_path):
+    """A disk that fills during a checkpoint write: the run is copied onto a tmpfs (in a mount
+    namespace of its own) with room for a third epoch's samples and parameter files but not for
+    a second checkpoint beside the first, and resumed there for that epoch: one line naming the
+    checkpoint and ENOSPC, exit 2, no temporary file left, the previous checkpoint intact."""
+    if not _small_disk_available(tmp_path / "probe"):
+        pytest.skip("no unprivileged tmpfs mounts here (unshare -rm); see the file-size-limit test")
+    run, ckpt = full_run, "models/uncond_dcgan/latest_checkpoint.npz"
+    pages = sum(-(-p.stat().st_size // 4096) for p in run.rglob("*") if p.is_file())
+    disk, back = tmp_path / "disk", tmp_path / "back"
+    disk.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    # mount, copy the run in, resume it there, copy what is left back out (the tmpfs goes with
+    # the namespace)
+    script = ('size=$1 disk=$2 run=$3 back=$4; shift 4; '
+              'mount -t tmpfs -o size="$size" tmpfs "$disk" && cp -a "$run"/. "$disk"/ && "$@"; '
+              'code=$?; cp -a "$disk"/. "$back"/; exit $code')
+    spare = (run / ckpt).stat().st_size // 2  # room for the epoch's samples and params files
+    cmd = ["unshare", "-rm", "sh", "-c", script, "sh", str(pages * 4096 + spare), str(disk),
+           str(run), str(back), sys.executable, str(ROOT / "faces/train_uncond_dcgan.py"),
+           *SMALL, f"--out_dir={disk}", "--resume", "--niter=3"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    err = done.stderr.replace("\r", "\n").strip().splitlines()
+    assert done.returncode == 2, (done.returncode, err[-5:])
+    assert err[-1] == f"error: {disk / ckpt}: No space left on device", err[-5:]
+    assert not any("Traceback" in line for line in err)
+    assert (back / ckpt).read_bytes() == (run / ckpt).read_bytes()
+    assert not list(back.rglob("*.tmp"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from lib.theano_utils import sharedX
 
 import imagenet.cifar10_svm as cs
 import imagenet.load_pretrained as lp
-from imagenet.load import cifar10, restricted_loads
+from imagenet.load import cifar10, load_batch
 
 from imagenet32_reference import np_cifar_features, np_discrim_layers
 
@@ -149,7 +149,7 @@ def test_reads_python2_batches(cifar_dir):
 def test_python3_pickles_also_load():
     X = np.arange(2 * 3072).reshape(2, 3072).astype(np.uint8)
     for protocol in (2, 4, 5):
-        d = restricted_loads(pickle.dumps({'data': X, 'labels': [1, 2]}, protocol=protocol))
+        d = load_batch(pickle.dumps({'data': X, 'labels': [1, 2]}, protocol=protocol))
         np.testing.assert_array_equal(d['data'], X)
 
 
@@ -173,7 +173,7 @@ def test_refuses_everything_else(tmp_path, payload, refused):
         cifar10(folder)
     msg = str(exc.value)
     assert len(msg.splitlines()) == 1
-    assert 'data_batch_3' in msg and 'refusing to load' in msg and refused in msg
+    assert 'data_batch_3' in msg and 'refused global' in msg and refused in msg
 
 
 @pytest.mark.parametrize('content, expected', [
@@ -286,7 +286,7 @@ def test_main_end_to_end(cifar_dir, small_model, tmp_path, capsys):
 @pytest.mark.parametrize('argv, expected', [
     (['--cs=abc'], '--cs=abc'),
     (['--nval=150'], '--nval=150'),
-    (['--ndf=8'], 'expected (8, 3, 3, 3)'),
+    (['--ndf=8'], 'expects (8, 3, 3, 3)'),
     (['--epoch=3'], '3_discrim_params'),
     (['--data_dir=/nonexistent/cifar'], '/nonexistent/cifar'),
 ], ids=['bad-cs', 'nval-too-big', 'wrong-ndf', 'no-epoch', 'no-data'])

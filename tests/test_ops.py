@@ -115,6 +115,22 @@ def test_batchnorm_stats_collect_and_replace():
             ops.batchnorm(X)
 
 
+def test_mean_over_batches_weights_every_batch_alike():
+    """Per-batch means and variances of 10 images in batches of 4, 4, 2, averaged as the original's
+    infer_bnorm_stats did (the short batch counts as much as the others): a NumPy loop."""
+    x = np.random.RandomState(1).normal(size=(10, 3, 2, 2)).astype("float32")
+    batches = [x[0:4], x[4:8], x[8:10]]
+    stats = ops.mean_over_batches(lambda b: [b.mean(axis=(0, 2, 3)), b.var(axis=(0, 2, 3))], batches)
+    u_ref = sum(b.mean(axis=(0, 2, 3)) for b in batches) / 3
+    s_ref = sum(b.var(axis=(0, 2, 3)) for b in batches) / 3
+    np.testing.assert_allclose(stats[0], u_ref, rtol=1e-6)
+    np.testing.assert_allclose(stats[1], s_ref, rtol=1e-6)
+    assert stats[0].dtype == np.float32
+    assert not np.allclose(stats[0], x.mean(axis=(0, 2, 3)), rtol=1e-3)   # not the pooled mean
+    with pytest.raises(ValueError, match="no batches"):
+        ops.mean_over_batches(lambda b: [b], [])
+
+
 @pytest.mark.parametrize("backend_name", backend_params())
 @pytest.mark.parametrize("ws", [1, 2, 4], ids=lambda w: f"pool{w}")
 def test_max_pool(backend_name, ws):
