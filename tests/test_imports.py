@@ -18,10 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ('lib', 'faces', 'imagenet', 'svhn', 'mnist', 'lsun', 'bench')
 DATASETS = ('faces', 'imagenet', 'svhn', 'mnist', 'lsun')
 
-# lib/conv_ops.py <-> lib/dispatch/numba.py: being removed (the Op's module stops importing its
-# dispatcher); until then this cycle is expected and the test that finds it is marked xfail.
-KNOWN_CYCLES = [{'lib.conv_ops', 'lib.dispatch.numba'}]
-
 
 def project_modules():
     """{dotted name: path} of every .py file in the project's packages."""
@@ -118,15 +114,7 @@ def test_cycles_of_this_reader_are_found():
     assert cycles({'a': {'b'}, 'b': set()}) == []
 
 
-def test_no_import_cycles_besides_the_known_one():
-    found = cycles(graph())
-    unknown = [c for c in found if c not in KNOWN_CYCLES]
-    assert not unknown, f'import cycles: {[sorted(c) for c in unknown]}'
-
-
-@pytest.mark.xfail(strict=True, reason='lib/conv_ops.py imports lib/dispatch/numba.py, which '
-                                       'imports it back (being fixed: dispatchers register themselves)')
-def test_no_import_cycles_at_all():
+def test_no_import_cycles():
     found = cycles(graph())
     assert not found, f'import cycles: {[sorted(c) for c in found]}'
 
