@@ -390,3 +390,24 @@ def test_dfeatures_on_a_fixture_model(fixture_model, db, tmp_path, capsys):
     assert 'not the 11 arrays' in _exit_error(dfeatures.main, [f'--model={gen_file}',
                                                                f'--data={db}'], capsys)
     assert '--data: required' in _exit_error(dfeatures.main, [f'--model={fixture_model}'], capsys)
+
+
+def test_loader_benchmark_runs_on_tiny_fixtures(tmp_path):
+    """bench/lsun_loader.py end to end on 40 images: every source is read and the conversion
+    holds every fixture image."""
+    from bench import lsun_loader
+    saved = {n: getattr(lsun_loader, n) for n in lsun_loader.FLAGS}
+    try:
+        r = lsun_loader.main(['--n=40', '--nbatch=8', '--batches=1', '--rounds=2',
+                              f'--work={tmp_path}', f'--json_out={tmp_path / "r.json"}'])
+    finally:
+        for n, v in saved.items():
+            setattr(lsun_loader, n, v)
+    assert set(r['read']) == {'LMDB WebP, 64 px', 'HDF5 conversion, 64 px', 'LMDB JPEG, 64 px',
+                              'LMDB WebP, 256 px', 'LMDB JPEG, 256 px'}
+    assert all(len(v) == 2 and min(v) > 0 for v in r['read_all_rounds'].values())
+    assert 3000 < r['bytes_per_image']['webp'] < 30000      # compresses like a photograph
+    converted = load.LSUN(tmp_path / 'bedroom_webp_40_64.hdf5')
+    assert len(converted) == 40
+    converted.close()
+    assert json.loads((tmp_path / 'r.json').read_text())['read'] == r['read']
