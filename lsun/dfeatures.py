@@ -20,7 +20,6 @@ dfeatures_trained.png, dfeatures_random.png (rows: maps, columns: top images) an
 under ``out_dir``.
 """
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -47,20 +46,16 @@ DEFAULTS = {name: globals()[name] for name in FLAGS}
 
 
 def discrim_file(path):
-    """The discriminator parameter file of ``path``: itself, the one beside a gen parameter file,
-    or a models folder's latest ``<epoch>_discrim_params.npz``."""
+    """The discriminator parameter file of ``path``: itself, or the one beside a gen parameter
+    file or a models folder's latest ``<epoch>_gen_params.npz`` (lsun/boxes.py)."""
+    from lsun.boxes import model_file
     p = Path(path)
-    if not p.exists():
-        raise DataError(f'--model={path}: no such file or folder')
-    if p.is_dir():
-        found = {int(m.group(1)): q for q in p.iterdir()
-                 if (m := re.fullmatch(r'(\d+)_discrim_params\.(?:npz|jl)', q.name))}
-        if not found:
-            raise DataError(f'--model={path}: no <epoch>_discrim_params.npz in this folder')
-        return found[max(found)]
-    d = p.with_name(p.name.replace('_gen_params', '_discrim_params'))
+    if p.is_file() and '_discrim_params' in p.name:
+        return p
+    g = model_file(path)
+    d = g.with_name(g.name.replace('_gen_params', '_discrim_params'))
     if not d.exists():
-        raise DataError(f'--model={path}: no {d.name} beside it')
+        raise DataError(f'--model={path}: no {d.name} beside {g.name}')
     return d
 
 

@@ -384,7 +384,7 @@ def test_dfeatures_on_a_fixture_model(fixture_model, db, tmp_path, capsys):
     (tmp_path / 'g').mkdir()
     gen_file = tmp_path / 'g' / '2_gen_params.npz'
     gen_file.write_bytes((fixture_model / '5_gen_params.npz').read_bytes())
-    assert 'no 2_discrim_params.npz beside it' in _exit_error(
+    assert 'no 2_discrim_params.npz beside 2_gen_params.npz' in _exit_error(
         dfeatures.main, [f'--model={gen_file}', f'--data={db}'], capsys)
     (tmp_path / 'g' / '2_discrim_params.npz').write_bytes(gen_file.read_bytes())
     assert 'not the 11 arrays' in _exit_error(dfeatures.main, [f'--model={gen_file}',
