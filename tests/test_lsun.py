@@ -154,6 +154,16 @@ def test_conversion_errors_are_one_line(db, tmp_path, capsys):
     assert 'no such file' in _exit_error(convert.main, [f'--data={tmp_path / "no"}',
                                                         f'--out={tmp_path / "d.hdf5"}'], capsys)
     assert not (tmp_path / 'd.hdf5').exists()
+    # at the command line too: an LMDB of captions, a truncated LMDB
+    text = load.write_lmdb(tmp_path / 'text', [(b'k%d' % i, b'a caption') for i in range(40)])
+    assert 'none of the first 32 entries is an image' in _exit_error(
+        convert.main, [f'--data={text}', f'--out={tmp_path / "t.hdf5"}'], capsys)
+    shutil.copytree(db, tmp_path / 'cut')
+    raw = (db / 'data.mdb').read_bytes()
+    (tmp_path / 'cut' / 'data.mdb').write_bytes(raw[:len(raw) // 2])
+    assert 'corrupt LMDB database (truncated' in _exit_error(
+        convert.main, [f'--data={tmp_path / "cut"}', f'--out={tmp_path / "t.hdf5"}'], capsys)
+    assert not (tmp_path / 't.hdf5').exists()
     msg = _error(load.LSUN, out, npx=64)
     assert 'stored at 16 px, 64 px wanted' in msg and '--npx=64' in msg
     from faces.load import H5Writer      # an HDF5 file in the layout, but not a conversion
