@@ -90,9 +90,10 @@ def main(argv=None):
           f'load average {os.getloadavg()[0]:.2f}', flush=True)
     h5 = folder / f'bedroom_webp_{n}_64.hdf5'
     t = time.perf_counter()
-    convert.convert(webp, h5, npx=64)
+    convert.convert(webp, h5, npx=64, workers=1)
     convert_rate = n / (time.perf_counter() - t)
-    print(f'conversion of the WebP database to 64 px HDF5: {convert_rate:.0f} images/s', flush=True)
+    print(f'conversion of the WebP database to 64 px HDF5, one process: {convert_rate:.0f} '
+          f'images/s', flush=True)
     sources = {'LMDB WebP, 64 px': (webp, 64), 'HDF5 conversion, 64 px': (h5, 64),
                'LMDB JPEG, 64 px': (jpeg, 64), 'LMDB WebP, 256 px': (webp, 256),
                'LMDB JPEG, 256 px': (jpeg, 256)}

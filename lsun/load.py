@@ -111,6 +111,22 @@ def decode(value, npx):
     return center_crop(np.asarray(resize_min_side(img, npx)), npx)
 
 
+def decode_batch(values, npx):
+    """``decode`` of each of ``values`` (None: a missing entry) -> (uint8 (m, npx, npx, 3) of
+    the m that decode, in order; bool (len(values),): which did)."""
+    out, ok = [], []
+    for value in values:
+        try:
+            if value is None:
+                raise ValueError('key listed but not found')
+            out.append(decode(value, npx))
+            ok.append(True)
+        except ValueError:
+            ok.append(False)
+    X = np.stack(out) if out else np.zeros((0, npx, npx, 3), np.uint8)
+    return X, np.array(ok, bool)
+
+
 def read_keys(path):
     """The keys of a key-list file (lsun/dedup.py's output): one per line, ``#`` comments and
     blank lines ignored; a key that is not printable ASCII is written ``hex:<hex digits>``."""
@@ -262,20 +278,21 @@ class LSUN:
         if self.h5 is not None:
             X, = self.h5.get_data(self._handle, self._rows[np.asarray(indices, dtype=np.int64)])
             return (X, np.ones(len(X), bool)) if with_ok else X
-        out, ok = [], []
-        for key, value in self._values(self.keys[np.asarray(indices, dtype=np.int64)]):
-            try:
-                if value is None:
-                    raise ValueError('key listed but not found')
-                out.append(decode(value, self.npx))
-                ok.append(True)
-            except ValueError:
-                ok.append(False)
-                self.n_skipped += 1
-                if len(self.skipped) < 100:
-                    self.skipped.append(key)
-        X = np.stack(out) if out else np.zeros((0, self.npx, self.npx, 3), np.uint8)
-        return (X, np.array(ok, bool)) if with_ok else X
+        indices = np.asarray(indices, dtype=np.int64)
+        X, ok = decode_batch(self.encoded(indices), self.npx)
+        self.count_skipped(indices[~ok])
+        return (X, ok) if with_ok else X
+
+    def encoded(self, indices):
+        """The stored values (encoded images; None for a listed key not found) of ``indices``
+        (ints into ``keys``) of an LMDB database."""
+        return [v for _, v in self._values(self.keys[np.asarray(indices, dtype=np.int64)])]
+
+    def count_skipped(self, indices):
+        """Count the entries ``indices`` as skipped: ``n_skipped``, and ``skipped`` keeps the
+        first 100 keys."""
+        self.n_skipped += len(indices)
+        self.skipped += list(self.keys[indices][:max(0, 100 - len(self.skipped))])
 
     def batches(self, nbatch, start=0, stop=None):
         """Yields (indices, images) of consecutive batches over ``keys[start:stop]``."""
