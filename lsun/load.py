@@ -169,12 +169,15 @@ def write_keys(path, keys, header=()):
 
 
 class LSUN:
-    """An LSUN LMDB database as indexed, decoded images (see the module docstring).
+    """An LSUN LMDB database, or its HDF5 conversion, as indexed, decoded images (see the module
+    docstring).
 
     ``keys``: the kept keys in the database's (sorted) order; ``len()`` their number;
     ``get(indices)`` -> uint8 (m, npx, npx, 3), m <= len(indices) (undecodable entries are
     skipped, counted in ``n_skipped``, their keys in ``skipped``); ``batches(nbatch)`` streams
-    them in order. ``n_dropped``: keys of ``drop`` found and left out.
+    them in order; ``encoded(indices)``: the stored bytes, for decoding elsewhere
+    (``decode_batch``; lsun/convert.py's workers). ``n_dropped``: keys of ``drop`` found and
+    left out (for a conversion, also those left out when it was made).
     """
 
     def __init__(self, path, npx=64, drop=None, limit=None):
