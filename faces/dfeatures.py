@@ -89,7 +89,7 @@ def main(argv=None):
         D = section6.Discriminator(params, mode, population=X, nbatch=nbatch)
         act, grad, n = guided_views(D.X, D.layers['h4'], mode)
         if n != 4:
-            section6.fail(f"--model: found {n} rectifiers above D's last conv layer, expected 4")
+            flags.fail(f"--model: found {n} rectifiers above D's last conv layer, expected 4")
         rng = np.random.RandomState(seed)
         views, m = measure(X, attrs, feats, act, grad, channels, top_k, rng, nbatch)
         results[name] = m

@@ -95,26 +95,6 @@ def test_batchnorm_numpy_reference(shape):
     np.testing.assert_allclose(blended, _np_batchnorm(x, g, b, a=0.7), rtol=1e-5, atol=1e-5)
 
 
-def test_batchnorm_stats_collect_and_replace():
-    """``batchnorm_stats`` collects batch statistics and substitutes population ones."""
-    x = np.random.RandomState(0).normal(size=(6, 3, 4, 4)).astype("float32")
-    X = T.tensor4()
-    with ops.batchnorm_stats() as stats:
-        ops.batchnorm(X)
-    f = pytensor.function([X], list(stats[0]), mode=get_mode("python"))
-    u, s = f(x)
-    np.testing.assert_allclose(u, x.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(s, x.var(axis=(0, 2, 3)), rtol=1e-5, atol=1e-6)
-    pop_u, pop_s = np.float32([1, 2, 3]), np.float32([4, 5, 6])
-    with ops.batchnorm_stats(use=[(pop_u, pop_s)]):
-        y = ops.batchnorm(X)
-    out = pytensor.function([X], y, mode=get_mode("python"))(x)
-    np.testing.assert_allclose(out, _np_batchnorm(x, u=pop_u, s=pop_s), rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="2 statistics given for 1"):
-        with ops.batchnorm_stats(use=[(pop_u, pop_s)] * 2):
-            ops.batchnorm(X)
-
-
 def test_with_population_stats_averages_batch_statistics():
     """Two stacked batchnorms rebuilt with the per-batch means and variances averaged over three
     batches of different sizes, against NumPy; the output of one image is then its own."""
@@ -138,6 +118,26 @@ def test_with_population_stats_averages_batch_statistics():
     for b, h in zip(batches, hs):
         np.testing.assert_allclose(f(b), _np_batchnorm(h, u=u2, s=s2), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(f(batches[0][:1]), f(batches[0])[:1], rtol=1e-4, atol=1e-5)
+
+
+def test_batchnorm_stats_collect_and_replace():
+    """``batchnorm_stats`` collects batch statistics and substitutes population ones."""
+    x = np.random.RandomState(0).normal(size=(6, 3, 4, 4)).astype("float32")
+    X = T.tensor4()
+    with ops.batchnorm_stats() as stats:
+        ops.batchnorm(X)
+    f = pytensor.function([X], list(stats[0]), mode=get_mode("python"))
+    u, s = f(x)
+    np.testing.assert_allclose(u, x.mean(axis=(0, 2, 3)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s, x.var(axis=(0, 2, 3)), rtol=1e-5, atol=1e-6)
+    pop_u, pop_s = np.float32([1, 2, 3]), np.float32([4, 5, 6])
+    with ops.batchnorm_stats(use=[(pop_u, pop_s)]):
+        y = ops.batchnorm(X)
+    out = pytensor.function([X], y, mode=get_mode("python"))(x)
+    np.testing.assert_allclose(out, _np_batchnorm(x, u=pop_u, s=pop_s), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="2 statistics given for 1"):
+        with ops.batchnorm_stats(use=[(pop_u, pop_s)] * 2):
+            ops.batchnorm(X)
 
 
 @pytest.mark.parametrize("backend_name", backend_params())
