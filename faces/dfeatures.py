@@ -17,13 +17,13 @@ attribute (largest gap between an attribute's rate among them and in the pool).
 Writes dfeatures_trained.png, dfeatures_random.png (rows: maps, columns: top faces) and
 dfeatures.json under ``out_dir``.
 """
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from lib import flags
 from lib.data_image import DataError, exit_on_data_error
+from lib.guided import concentration, guided_views, mean_pair_distance, strongest, to_display
 from faces import section6
 
 model = section6.DEFAULT_MODEL  # models folder or <epoch>_gen_params file (its discrim beside it)
@@ -39,50 +39,6 @@ backend = 'c'           # c | numba | jax | pytorch | python
 
 FLAGS = ['model', 'epoch', 'n_pool', 'n_features', 'top_k', 'n_measure', 'seed', 'nbatch',
          'out_dir', 'backend']
-
-
-def guided_views(D, mode):
-    """(activations fn: X -> h4, guided fn: (X, channel, row, col) -> d h4[i, channel_i, row_i,
-    col_i] / d X) of a ``section6.Discriminator``."""
-    import pytensor
-    import pytensor.tensor as T
-    from lib.guided import guide
-    h4 = D.layers['h4']
-    guided, n = guide(h4)
-    if n != 4:
-        raise DataError(f'--model: found {n} rectifiers above D\'s last conv layer, expected 4')
-    ch, row, col = T.lvector('ch'), T.lvector('row'), T.lvector('col')
-    picked = guided[T.arange(D.X.shape[0]), ch, row, col].sum()
-    with warnings.catch_warnings():
-        # OpFromGraph's inner graphs do not pickle: these two graphs skip the on-disk graph cache
-        warnings.filterwarnings('ignore', message='graph cache: a graph could not be pickled')
-        act = pytensor.function([D.X], h4, mode=mode)
-        grad = pytensor.function([D.X, ch, row, col], T.grad(picked, D.X), mode=mode)
-    return act, grad
-
-
-def strongest(acts, channels, k):
-    """For each channel, the ``k`` images with its largest response and where it is:
-    (images (c, k), rows (c, k), cols (c, k)) of activations (n, C, H, W)."""
-    n, _, h, w = acts.shape
-    flat = acts[:, channels].reshape(n, len(channels), h * w)
-    best = flat.max(-1)                                    # (n, c)
-    imgs = np.argsort(-best, axis=0, kind='stable')[:k].T  # (c, k)
-    pos = flat.argmax(-1)[imgs, np.arange(len(channels))[:, None]]
-    return imgs, pos // w, pos % w
-
-
-def concentration(g, top=0.05):
-    """Share of each gradient's squared norm in its ``top`` fraction of pixels: g (n, ...) -> (n,)."""
-    e = (np.asarray(g, np.float64) ** 2).reshape(len(g), -1)
-    m = max(1, int(round(top * e.shape[1])))
-    return np.sort(e, axis=1)[:, -m:].sum(1) / np.maximum(e.sum(1), 1e-30)
-
-
-def mean_pair_distance(F):
-    """Mean Euclidean distance between distinct rows of F (m, d)."""
-    d = np.sqrt(np.maximum(((F[:, None] - F[None]) ** 2).sum(-1), 0))
-    return float(d.sum() / (len(F) * (len(F) - 1)))
 
 
 def measure(X, attrs, feats, act, grad, channels, k, rng, nbatch_=128):
@@ -102,13 +58,6 @@ def measure(X, attrs, feats, act, grad, channels, k, rng, nbatch_=128):
                        top_faces_attribute_lean=float(lean.mean()),
                        active_fraction=float(np.mean(acts > 0)),
                        top_images=imgs)
-
-
-def to_display(views):
-    """Each gradient over 3 of its standard deviations, clipped to [-1, 1], for the grid."""
-    v = views.reshape(-1, *views.shape[2:])
-    sd = v.reshape(len(v), -1).std(1)
-    return np.clip(v / np.maximum(3 * sd, 1e-30)[:, None, None, None], -1., 1.)
 
 
 def main(argv=None):
@@ -135,7 +84,9 @@ def main(argv=None):
     pictures = {}
     for name, params in (('trained', arrays), ('random', section6.random_discrim_arrays(arrays, seed))):
         D = section6.Discriminator(params, mode, population=X, nbatch=nbatch)
-        act, grad = exit_on_data_error(guided_views, D, mode)
+        act, grad, n = guided_views(D.X, D.layers['h4'], mode)
+        if n != 4:
+            flags.fail(f"--model: found {n} rectifiers above D's last conv layer, expected 4")
         rng = np.random.RandomState(seed)
         views, m = measure(X, attrs, feats, act, grad, channels, top_k, rng, nbatch)
         results[name] = m

@@ -115,3 +115,56 @@ def guide(outputs):
 def toposort_variables(outputs):
     """The variables computed above ``outputs``, inputs first."""
     return [v for node in toposort(outputs) for v in node.outputs]
+
+
+# ------------------------------------------------------------------------------------------
+# What a discriminator's feature maps respond to (the paper's Fig. 5)
+# ------------------------------------------------------------------------------------------
+
+def guided_views(X, layer, mode=None):
+    """(act: images -> ``layer``, grad: (images, channel, row, col) -> the guided gradient of
+    ``layer[i, channel_i, row_i, col_i]`` with respect to image i, n): two compiled functions of
+    the input ``X`` (n, c, h, w), and how many rectifiers between them were made guided."""
+    import warnings
+    import pytensor
+    guided, n = guide(layer)
+    ch, row, col = T.lvector('ch'), T.lvector('row'), T.lvector('col')
+    picked = guided[T.arange(X.shape[0]), ch, row, col].sum()
+    with warnings.catch_warnings():
+        # OpFromGraph's inner graphs do not pickle: these two graphs skip the on-disk graph cache
+        warnings.filterwarnings('ignore', message='graph cache: a graph could not be pickled')
+        act = pytensor.function([X], layer, mode=mode)
+        grad = pytensor.function([X, ch, row, col], T.grad(picked, X), mode=mode)
+    return act, grad, n
+
+
+def strongest(acts, channels, k):
+    """For each channel, the ``k`` images with its largest response and where it is:
+    (images (c, k), rows (c, k), cols (c, k)) of activations (n, C, H, W)."""
+    n, _, h, w = acts.shape
+    flat = acts[:, channels].reshape(n, len(channels), h * w)
+    best = flat.max(-1)                                    # (n, c)
+    imgs = np.argsort(-best, axis=0, kind='stable')[:k].T  # (c, k)
+    pos = flat.argmax(-1)[imgs, np.arange(len(channels))[:, None]]
+    return imgs, pos // w, pos % w
+
+
+def concentration(g, top=0.05):
+    """Share of each gradient's squared norm in its ``top`` fraction of pixels: g (n, ...) -> (n,)."""
+    e = (np.asarray(g, np.float64) ** 2).reshape(len(g), -1)
+    m = max(1, int(round(top * e.shape[1])))
+    return np.sort(e, axis=1)[:, -m:].sum(1) / np.maximum(e.sum(1), 1e-30)
+
+
+def mean_pair_distance(F):
+    """Mean Euclidean distance between distinct rows of F (m, d)."""
+    d = np.sqrt(np.maximum(((F[:, None] - F[None]) ** 2).sum(-1), 0))
+    return float(d.sum() / (len(F) * (len(F) - 1)))
+
+
+def to_display(views):
+    """Gradients (c, k, ...) as images: each over 3 of its standard deviations, clipped to
+    [-1, 1], (c*k, ...) for a grid."""
+    v = views.reshape(-1, *views.shape[2:])
+    sd = v.reshape(len(v), -1).std(1)
+    return np.clip(v / np.maximum(3 * sd, 1e-30)[:, None, None, None], -1., 1.)

@@ -12,9 +12,12 @@ shorter side is ``npx`` and center-cropped to ``npx x npx`` (lib/data_image), th
 preprocessing. An entry that does not decode is skipped and counted (``n_skipped``). ``drop``:
 a list of keys to leave out (lsun/dedup.py's output; ``read_keys``), honoured before indexing.
 
+``path`` may also be the database's one-time HDF5 conversion (lsun/convert.py, images stored
+at ``npx``): the same images, keys and drop lists, read without decoding.
+
 Every bad input raises ``DataError`` with a one-line message naming the path: a missing path, a
 folder or file that is not an LMDB database, a corrupt one, an empty one, one whose first entries
-are not images.
+are not images, a conversion at another size.
 """
 import io
 from pathlib import Path
@@ -108,6 +111,22 @@ def decode(value, npx):
     return center_crop(np.asarray(resize_min_side(img, npx)), npx)
 
 
+def decode_batch(values, npx):
+    """``decode`` of each of ``values`` (None: a missing entry) -> (uint8 (m, npx, npx, 3) of
+    the m that decode, in order; bool (len(values),): which did)."""
+    out, ok = [], []
+    for value in values:
+        try:
+            if value is None:
+                raise ValueError('key listed but not found')
+            out.append(decode(value, npx))
+            ok.append(True)
+        except ValueError:
+            ok.append(False)
+    X = np.stack(out) if out else np.zeros((0, npx, npx, 3), np.uint8)
+    return X, np.array(ok, bool)
+
+
 def read_keys(path):
     """The keys of a key-list file (lsun/dedup.py's output): one per line, ``#`` comments and
     blank lines ignored; a key that is not printable ASCII is written ``hex:<hex digits>``."""
@@ -150,23 +169,57 @@ def write_keys(path, keys, header=()):
 
 
 class LSUN:
-    """An LSUN LMDB database as indexed, decoded images (see the module docstring).
+    """An LSUN LMDB database, or its HDF5 conversion, as indexed, decoded images (see the module
+    docstring).
 
     ``keys``: the kept keys in the database's (sorted) order; ``len()`` their number;
     ``get(indices)`` -> uint8 (m, npx, npx, 3), m <= len(indices) (undecodable entries are
     skipped, counted in ``n_skipped``, their keys in ``skipped``); ``batches(nbatch)`` streams
-    them in order. ``n_dropped``: keys of ``drop`` found and left out.
+    them in order; ``encoded(indices)``: the stored bytes, for decoding elsewhere
+    (``decode_batch``; lsun/convert.py's workers). ``n_dropped``: keys of ``drop`` found and
+    left out (for a conversion, also those left out when it was made).
     """
 
     def __init__(self, path, npx=64, drop=None, limit=None):
         self.path = Path(path).expanduser()
         self.npx = npx
+        self.env = self.h5 = None
+        self.n_skipped, self.skipped = 0, []
+        if is_converted(self.path):
+            self._open_converted(drop, limit)
+            return
         self.env = open_env(self.path)
         try:
             self._index(drop, limit)
         except BaseException:
             self.close()
             raise
+
+    def _open_converted(self, drop, limit):
+        import h5py
+
+        from lib.data_hdf5 import H5Dataset
+        self.h5 = H5Dataset(self.path, which_sets=('train',), load_in_memory=False)
+        size = self.h5.shapes['features'][1]
+        if size != self.npx:
+            raise DataError(f'{self.path}: images stored at {size} px, {self.npx} px wanted '
+                            f'(convert again with lsun/convert.py --npx={self.npx})')
+        with h5py.File(self.path, 'r') as f:
+            if 'keys' not in f or len(f['keys']) != len(f['features']):
+                raise DataError(f"{self.path}: no 'keys' beside the images (not written by "
+                                f"lsun/convert.py)")
+            keys = np.array(f['keys'][:self.h5.num_examples], dtype=object)
+            self.n_dropped = int(f.attrs.get('n_dropped', 0))
+        rows = np.arange(len(keys))
+        if drop:
+            drop = set(drop)
+            rows = rows[[k not in drop for k in keys]]
+            self.n_dropped += len(keys) - len(rows)
+        rows = rows[:limit]
+        if not len(rows):
+            raise DataError(f'{self.path}: every image is in the drop list')
+        self.keys, self._rows = keys[rows], rows
+        self._handle = self.h5.open()
 
     def _index(self, drop, limit):
         lmdb = _lmdb()
@@ -194,8 +247,6 @@ class LSUN:
         if not keys:
             raise DataError(f'{self.path}: every entry is in the drop list')
         self.keys = np.array(keys, dtype=object)
-        self.n_skipped = 0
-        self.skipped = []
         self._probe()
 
     def __len__(self):
@@ -227,20 +278,24 @@ class LSUN:
     def get(self, indices, with_ok=False):
         """The decoded images of ``indices`` (ints into ``keys``), undecodable ones skipped;
         ``with_ok``: also return a bool per index, False where an entry was skipped."""
-        out, ok = [], []
-        for key, value in self._values(self.keys[np.asarray(indices, dtype=np.int64)]):
-            try:
-                if value is None:
-                    raise ValueError('key listed but not found')
-                out.append(decode(value, self.npx))
-                ok.append(True)
-            except ValueError:
-                ok.append(False)
-                self.n_skipped += 1
-                if len(self.skipped) < 100:
-                    self.skipped.append(key)
-        X = np.stack(out) if out else np.zeros((0, self.npx, self.npx, 3), np.uint8)
-        return (X, np.array(ok, bool)) if with_ok else X
+        if self.h5 is not None:
+            X, = self.h5.get_data(self._handle, self._rows[np.asarray(indices, dtype=np.int64)])
+            return (X, np.ones(len(X), bool)) if with_ok else X
+        indices = np.asarray(indices, dtype=np.int64)
+        X, ok = decode_batch(self.encoded(indices), self.npx)
+        self.count_skipped(indices[~ok])
+        return (X, ok) if with_ok else X
+
+    def encoded(self, indices):
+        """The stored values (encoded images; None for a listed key not found) of ``indices``
+        (ints into ``keys``) of an LMDB database."""
+        return [v for _, v in self._values(self.keys[np.asarray(indices, dtype=np.int64)])]
+
+    def count_skipped(self, indices):
+        """Count the entries ``indices`` as skipped: ``n_skipped``, and ``skipped`` keeps the
+        first 100 keys."""
+        self.n_skipped += len(indices)
+        self.skipped += list(self.keys[indices][:max(0, 100 - len(self.skipped))])
 
     def batches(self, nbatch, start=0, stop=None):
         """Yields (indices, images) of consecutive batches over ``keys[start:stop]``."""
@@ -254,6 +309,15 @@ class LSUN:
         if self.env is not None:
             close_env(self.env)
             self.env = None
+        if self.h5 is not None:
+            self.h5.close(self._handle)
+            self.h5 = None
+
+
+def is_converted(path):
+    """Whether ``path`` is an HDF5 file (lsun/convert.py's output) rather than an LMDB."""
+    import h5py
+    return Path(path).is_file() and h5py.is_hdf5(str(path))
 
 
 def write_lmdb(path, items, map_size=1 << 30):
@@ -291,9 +355,12 @@ def default_drop_path(data):
 
 def resolve_drop(drop, data):
     """(keys to drop, path or None) for a ``--drop`` flag: a key-list file, 'auto' (the default
-    drop list of ``data`` if it exists) or 'none'."""
+    drop list of ``data`` if it exists; for a conversion, the list applied when it was made) or
+    'none'."""
     if drop == 'none' or drop == '':
         return [], None
+    if drop == 'auto' and is_converted(Path(data).expanduser()):
+        return [], _converted_drop_list(data)       # applied when it was converted
     path = default_drop_path(data) if drop == 'auto' else Path(drop).expanduser()
     if drop == 'auto' and not path.is_file():
         return [], None
@@ -301,3 +368,14 @@ def resolve_drop(drop, data):
         return read_keys(path), path
     except DataError as e:
         raise DataError(f'--drop={drop}: {e}') from None
+
+
+def _converted_drop_list(path):
+    """The drop list lsun/convert.py applied to the HDF5 file ``path``, or None."""
+    import h5py
+    try:
+        with h5py.File(path, 'r') as f:
+            listed = str(f.attrs.get('drop_list', ''))
+    except OSError as err:
+        raise DataError(f'{path}: not a readable HDF5 file ({err})') from None
+    return Path(listed) if listed else None

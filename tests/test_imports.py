@@ -12,7 +12,6 @@ import is still a dependency, and two modules that import each other lazily are 
 import ast
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ('lib', 'faces', 'imagenet', 'svhn', 'mnist', 'lsun', 'bench')

@@ -76,6 +76,16 @@ def _error(fn, *args, **kw):
     return msg
 
 
+def _exit_error(fn, args, capsys):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        fn(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: ')
+    return err[0]
+
+
 def test_bad_databases_are_one_line_errors(db, tmp_path):
     assert 'no such file' in _error(load.LSUN, tmp_path / 'missing')
     (tmp_path / 'empty_folder').mkdir()
@@ -94,6 +104,73 @@ def test_bad_databases_are_one_line_errors(db, tmp_path):
         msg = _error(load.LSUN, bad)
         assert str(bad) in msg and ('not an LMDB' in msg or 'corrupt' in msg)
     assert 'no such key-list' in _error(load.read_keys, tmp_path / 'nope.txt')
+
+
+# ------------------------------------------------------------------------------------------
+# the one-time HDF5 conversion
+# ------------------------------------------------------------------------------------------
+
+def test_conversion_reads_as_the_database(db, tmp_path, capsys):
+    from lsun import convert
+    full = load.LSUN(db, npx=32)
+    drop = [full.keys[1], full.keys[7]]
+    load.write_keys(tmp_path / 'drop.txt', drop)
+    out = tmp_path / 'bedroom_32.hdf5'
+    counts = convert.main([f'--data={db}', f'--out={out}', '--npx=32', '--nbatch=5',
+                           f'--drop={tmp_path / "drop.txt"}', '--progress=False'])
+    assert counts == dict(written=10, skipped=1, dropped=2)
+    c = load.LSUN(out, npx=32)
+    kept = [k for k in full.keys if k not in drop and k != b'ffff_not_an_image']
+    assert list(c.keys) == kept and c.n_dropped == 2 and c.n_skipped == 0   # skipped when made
+    idx = [list(full.keys).index(k) for k in kept]
+    np.testing.assert_array_equal(c.get(np.arange(10)), full.get(idx))   # the same pixels
+    np.testing.assert_array_equal(c.get([2, 5, 9]), full.get([idx[2], idx[5], idx[9]]))
+    assert load.resolve_drop('auto', out) == ([], tmp_path / 'drop.txt')  # applied when made
+    later = load.LSUN(out, npx=32, drop=[kept[0], b'not there'])          # a later list applies
+    assert list(later.keys) == kept[1:] and later.n_dropped == 3
+    for d in (full, c, later):
+        d.close()
+
+
+def test_train_dry_run_reads_the_conversion(db, tmp_path, monkeypatch, capsys):
+    import lsun.train_uncond_dcgan as tr
+    from lsun import convert
+    monkeypatch.setenv('DCGAN_DATA_DIR', str(tmp_path / 'data'))
+    out = tmp_path / 'bedroom_64.hdf5'
+    convert.main([f'--data={db}', f'--out={out}', '--progress=False', '--drop=none'])
+    result = tr.main(['--dry_run', f'--data={out}', '--nz=8', '--ngf=4', '--ndf=4', '--nbatch=4',
+                      '--nvis=4', f'--out_dir={tmp_path / "run"}', '--backend=c'])
+    assert result['n_updates'] == 2
+    assert 'LSUN ' + str(out) + ' (12 images)' in capsys.readouterr().out
+
+
+def test_conversion_errors_are_one_line(db, tmp_path, capsys):
+    from lsun import convert
+    out = tmp_path / 'c.hdf5'
+    convert.main([f'--data={db}', f'--out={out}', '--npx=16', '--progress=False'])
+    assert '--data and --out: required' in _exit_error(convert.main, [f'--out={out}'], capsys)
+    assert 'exists; --overwrite' in _exit_error(convert.main, [f'--data={db}', f'--out={out}'],
+                                                capsys)
+    assert 'no such file' in _exit_error(convert.main, [f'--data={tmp_path / "no"}',
+                                                        f'--out={tmp_path / "d.hdf5"}'], capsys)
+    assert not (tmp_path / 'd.hdf5').exists()
+    # at the command line too: an LMDB of captions, a truncated LMDB
+    text = load.write_lmdb(tmp_path / 'text', [(b'k%d' % i, b'a caption') for i in range(40)])
+    assert 'none of the first 32 entries is an image' in _exit_error(
+        convert.main, [f'--data={text}', f'--out={tmp_path / "t.hdf5"}'], capsys)
+    shutil.copytree(db, tmp_path / 'cut')
+    raw = (db / 'data.mdb').read_bytes()
+    (tmp_path / 'cut' / 'data.mdb').write_bytes(raw[:len(raw) // 2])
+    assert 'corrupt LMDB database (truncated' in _exit_error(
+        convert.main, [f'--data={tmp_path / "cut"}', f'--out={tmp_path / "t.hdf5"}'], capsys)
+    assert not (tmp_path / 't.hdf5').exists()
+    msg = _error(load.LSUN, out, npx=64)
+    assert 'stored at 16 px, 64 px wanted' in msg and '--npx=64' in msg
+    from faces.load import H5Writer      # an HDF5 file in the layout, but not a conversion
+    w = H5Writer(tmp_path / 'faces.hdf5', 2, 16)
+    w.write(np.zeros((2, 16, 16, 3), np.uint8))
+    w.finish(ntest=0)
+    assert "no 'keys'" in _error(load.LSUN, tmp_path / 'faces.hdf5', npx=16)
 
 
 # ------------------------------------------------------------------------------------------
@@ -207,30 +284,22 @@ def test_dedup_without_data_says_where(capsys):
 
 @pytest.fixture(scope='module')
 def fixture_model(tmp_path_factory):
-    """A bedroom generator at ngf=4, nz=8 with the script's initial weights."""
+    """A bedroom generator at ngf=4, nz=8 and discriminator at ndf=4 with the script's initial
+    weights."""
     import lsun.train_uncond_dcgan as tr
     from lib import rng
     from lib.params import save_params
-    saved = tr.ngf, tr.nz
-    tr.ngf, tr.nz = 4, 8
+    saved = tr.ngf, tr.ndf, tr.nz
+    tr.ngf, tr.ndf, tr.nz = 4, 4, 8
     try:
         rng.set_seed(1)
-        gen_params, _ = tr.init_params()
+        gen_params, discrim_params = tr.init_params()
     finally:
-        tr.ngf, tr.nz = saved
+        tr.ngf, tr.ndf, tr.nz = saved
     folder = tmp_path_factory.mktemp('models')
     save_params(gen_params, folder / '5_gen_params.npz')
+    save_params(discrim_params, folder / '5_discrim_params.npz')
     return folder
-
-
-def _exit_error(fn, args, capsys):
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        fn(args)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith('error: ')
-    return err[0]
 
 
 def test_labelling_helper_writes_and_adds_boxes(fixture_model, tmp_path, capsys):
@@ -287,3 +356,68 @@ def test_forget_windows_drops_the_positive_weight_maps(fixture_model, tmp_path, 
     record['images'][1]['boxes'].append([0, 0, 64, 65])
     path.write_text(json.dumps(record))
     assert 'outside the 64x64 image' in _exit_error(forget.main, [f'--boxes={path}'], capsys)
+
+
+# ------------------------------------------------------------------------------------------
+# the discriminator's features (Fig. 5)
+# ------------------------------------------------------------------------------------------
+
+def test_dfeatures_on_a_fixture_model(fixture_model, db, tmp_path, capsys):
+    """The command's figure and numbers; its top images are those with the largest responses,
+    and with population statistics a response does not depend on the rest of the batch."""
+    from lsun import dfeatures
+    from lib.backend import get_mode
+    out = tmp_path / 'df'
+    args = [f'--model={fixture_model}', f'--data={db}', '--n_pool=12', '--top_k=3',
+            '--n_features=2', '--n_measure=4', '--nbatch=5', '--backend=c', f'--out_dir={out}']
+    r = dfeatures.main(args)
+    assert r['n_pool'] == 12 and r['channels'] == [0, 1, 2, 3]      # one entry is not an image
+    assert (out / 'dfeatures_trained.png').is_file() and (out / 'dfeatures_random.png').is_file()
+    assert json.loads((out / 'dfeatures.json').read_text())['measured'] == r['measured']
+    for m in r['measured'].values():
+        assert 0.05 < m['gradient_top5pct_energy'] <= 1 and 0 < m['active_fraction'] < 1
+        assert m['top_images_layout_distance_over_random'] > 0
+    assert r['measured']['trained']['top_images'] != r['measured']['random']['top_images']
+    # by hand: h4 of each image alone, its maps' maxima ranked
+    d = load.LSUN(db, npx=64)
+    X = d.get(np.arange(13)).transpose(0, 3, 1, 2).astype('float32') / 127.5 - 1.
+    d.close()
+    arrays = dfeatures.load_discrim(fixture_model / '5_discrim_params.npz')
+    import pytensor
+    Xv, h4 = dfeatures.discriminator(arrays, X, get_mode('c'))
+    act = pytensor.function([Xv], h4, mode=get_mode('c'))
+    alone = np.concatenate([act(X[i:i + 1]) for i in range(12)])
+    np.testing.assert_allclose(alone, act(X), rtol=1e-4, atol=1e-5)
+    best = alone[:, :4].reshape(12, 4, -1).max(-1)
+    assert r['measured']['trained']['top_images'] == np.argsort(-best, 0, kind='stable')[:3].T.tolist()
+    assert r == dfeatures.main(args)                                   # deterministic
+    (tmp_path / 'g').mkdir()
+    gen_file = tmp_path / 'g' / '2_gen_params.npz'
+    gen_file.write_bytes((fixture_model / '5_gen_params.npz').read_bytes())
+    assert 'no 2_discrim_params.npz beside 2_gen_params.npz' in _exit_error(
+        dfeatures.main, [f'--model={gen_file}', f'--data={db}'], capsys)
+    (tmp_path / 'g' / '2_discrim_params.npz').write_bytes(gen_file.read_bytes())
+    assert 'not the 11 arrays' in _exit_error(dfeatures.main, [f'--model={gen_file}',
+                                                               f'--data={db}'], capsys)
+    assert '--data: required' in _exit_error(dfeatures.main, [f'--model={fixture_model}'], capsys)
+
+
+def test_loader_benchmark_runs_on_tiny_fixtures(tmp_path):
+    """bench/lsun_loader.py end to end on 40 images: every source is read and the conversion
+    holds every fixture image."""
+    from bench import lsun_loader
+    saved = {n: getattr(lsun_loader, n) for n in lsun_loader.FLAGS}
+    try:
+        r = lsun_loader.main(['--n=40', '--nbatch=8', '--batches=1', '--rounds=2',
+                              f'--work={tmp_path}', f'--json_out={tmp_path / "r.json"}'])
+    finally:
+        for n, v in saved.items():
+            setattr(lsun_loader, n, v)
+    assert set(r['read']) == {'LMDB WebP, 64 px', 'HDF5 conversion, 64 px', 'LMDB JPEG, 64 px',
+                              'LMDB WebP, 256 px', 'LMDB JPEG, 256 px'}
+    assert all(len(v) == 2 and min(v) > 0 for v in r['read_all_rounds'].values())
+    assert 3000 < r['bytes_per_image']['webp'] < 30000      # compresses like a photograph
+    converted = load.LSUN(tmp_path / 'bedroom_webp_40_64.hdf5')
+    assert len(converted) == 40
+    converted.close()
+    assert json.loads((tmp_path / 'r.json').read_text())['read'] == r['read']

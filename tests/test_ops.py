@@ -95,6 +95,31 @@ def test_batchnorm_numpy_reference(shape):
     np.testing.assert_allclose(blended, _np_batchnorm(x, g, b, a=0.7), rtol=1e-5, atol=1e-5)
 
 
+def test_with_population_stats_averages_batch_statistics():
+    """Two stacked batchnorms rebuilt with the per-batch means and variances averaged over three
+    batches of different sizes, against NumPy; the output of one image is then its own."""
+    rs = np.random.RandomState(1)
+    w = rs.normal(size=(3, 5)).astype("float32")
+    batches = [rs.normal(size=(m, 3, 4, 4)).astype("float32") for m in (6, 4, 5)]
+    X = T.tensor4()
+
+    def build(x):
+        h = ops.batchnorm(x)
+        return ops.batchnorm(T.dot(h.mean(axis=(2, 3)), w))
+    y = ops.with_population_stats(build, X, batches, mode=get_mode("python"))
+    f = pytensor.function([X], y, mode=get_mode("python"))
+    u1 = np.mean([b.mean(axis=(0, 2, 3)) for b in batches], 0)
+    s1 = np.mean([b.var(axis=(0, 2, 3)) for b in batches], 0)
+    hs = [_np_batchnorm(b, u=u1, s=s1).mean(axis=(2, 3)) @ w for b in batches]   # per batch
+    # the second layer's statistics come from the first layer normalised by each batch's own
+    h_batch = [_np_batchnorm(b).mean(axis=(2, 3)) @ w for b in batches]
+    u2 = np.mean([h.mean(0) for h in h_batch], 0)
+    s2 = np.mean([h.var(0) for h in h_batch], 0)
+    for b, h in zip(batches, hs):
+        np.testing.assert_allclose(f(b), _np_batchnorm(h, u=u2, s=s2), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(f(batches[0][:1]), f(batches[0])[:1], rtol=1e-4, atol=1e-5)
+
+
 def test_batchnorm_stats_collect_and_replace():
     """``batchnorm_stats`` collects batch statistics and substitutes population ones."""
     x = np.random.RandomState(0).normal(size=(6, 3, 4, 4)).astype("float32")

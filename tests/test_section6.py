@@ -95,6 +95,22 @@ def _identity_model(z, progress=None):
     return np.asarray(z, np.float64)[:, :, None, None]
 
 
+def test_strongest_and_concentration_by_hand():
+    """``strongest``: per channel, the images with the largest response and its position;
+    ``concentration``: the share of squared gradient in the top 5% of pixels."""
+    from lib.guided import concentration, strongest
+    acts = np.zeros((4, 3, 2, 2))
+    acts[2, 0, 1, 0], acts[0, 0, 0, 1], acts[3, 0, 1, 1] = 5., 4., 1.
+    acts[1, 2, 0, 0], acts[3, 2, 1, 1] = 2., 7.
+    imgs, rows, cols = strongest(acts, np.array([0, 2]), 2)
+    np.testing.assert_array_equal(imgs, [[2, 0], [3, 1]])
+    np.testing.assert_array_equal(rows, [[1, 0], [1, 0]])
+    np.testing.assert_array_equal(cols, [[0, 1], [1, 0]])
+    g = np.ones((2, 1, 10, 10))
+    g[1, 0, 0, :5] = 10.                          # 5 of 100 pixels hold 500 of 595
+    np.testing.assert_allclose(concentration(g), [0.05, 500. / 595.])
+
+
 def test_a_walk_with_a_known_jump_is_sharp_and_a_smooth_one_is_not():
     """Feature = z0, plus 10 once z0 passes 0.5. The walk 0 -> 1 in 9 steps moves 0.125 a step
     and jumps 10.125 once (over 3x its median 0.125); the walk 0 -> 0.4 never jumps."""
