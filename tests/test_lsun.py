@@ -166,10 +166,10 @@ def test_conversion_errors_are_one_line(db, tmp_path, capsys):
     assert not (tmp_path / 't.hdf5').exists()
     msg = _error(load.LSUN, out, npx=64)
     assert 'stored at 16 px, 64 px wanted' in msg and '--npx=64' in msg
-    from faces.load import H5Writer      # an HDF5 file in the layout, but not a conversion
-    w = H5Writer(tmp_path / 'faces.hdf5', 2, 16)
-    w.write(np.zeros((2, 16, 16, 3), np.uint8))
-    w.finish(ntest=0)
+    from lib.data_hdf5 import H5Writer   # an HDF5 file in the layout, but not a conversion
+    with H5Writer(tmp_path / 'faces.hdf5', 2, 16) as w:
+        w.write(np.zeros((2, 16, 16, 3), np.uint8))
+        w.finish(ntest=0)
     assert "no 'keys'" in _error(load.LSUN, tmp_path / 'faces.hdf5', npx=16)
 
 
