@@ -183,3 +183,12 @@ def command(main):
     finally:  # exiting: one more Ctrl-C must not interrupt the interpreter's shutdown
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, signal.SIG_IGN)
+
+
+def declared(namespace, derived=()):
+    """The flags of a script: the lower-case names of the int, float, str and bool globals of
+    ``namespace`` so far (called right after the hyperparameter block, like nanoGPT's
+    ``config_keys``; upper-case names are constants), less ``derived`` (values computed from
+    others, such as ``nx``)."""
+    return [n for n, v in namespace.items() if isinstance(v, _TYPES) and n == n.lower()
+            and not n.startswith('_') and n not in derived]
