@@ -28,7 +28,7 @@ from pytensor.graph.replace import graph_replace
 from lib.data_image import DataError
 from lib.files import atomic_write_text
 from lib.guided import rectifier_input, toposort_variables
-from lib.ops import batchnorm_stats
+from lib.ops import with_population_stats
 from lib.params import load_params
 from lib.theano_utils import floatX, sharedX
 from lib.train import CHECKPOINT
@@ -125,17 +125,6 @@ def rectified_layers(output):
     return [v for v in toposort_variables([output]) if rectifier_input(v) is not None]
 
 
-def _population(stats_fn, batches):
-    """Per-batch (mean, variance) pairs of ``stats_fn`` averaged over ``batches``, as shared pairs."""
-    sums, count = None, 0
-    for batch in batches:
-        values = stats_fn(batch)
-        sums = values if sums is None else [a + b for a, b in zip(sums, values)]
-        count += 1
-    return [(sharedX(sums[2 * i] / count), sharedX(sums[2 * i + 1] / count))
-            for i in range(len(sums) // 2)]
-
-
 class Generator:
     """The training script's ``gen`` over trained ``arrays``, symbolic and compiled.
 
@@ -155,14 +144,11 @@ class Generator:
         self.Z = T.matrix('Z')
         with script_widths(**self.widths):
             if bn == 'population':
-                with batchnorm_stats() as stats:
-                    script.gen(self.Z, *self.params)
-                _stats = pytensor.function([self.Z], [v for pair in stats for v in pair], mode=mode)
                 rs = np.random.RandomState(0)
                 sizes = [min(nbatch, n_population - i) for i in range(0, n_population, nbatch)]
-                pop = _population(_stats, (floatX(rs.uniform(-1., 1., (m, self.nz))) for m in sizes))
-                with batchnorm_stats(use=pop):
-                    self.gX = script.gen(self.Z, *self.params)
+                self.gX = with_population_stats(
+                    lambda Z: script.gen(Z, *self.params), self.Z,
+                    (floatX(rs.uniform(-1., 1., (m, self.nz))) for m in sizes), mode)
             else:
                 self.gX = script.gen(self.Z, *self.params)
         self.layers = dict(zip(('h', 'h2', 'h3', 'h4'), rectified_layers(self.gX)))
@@ -210,13 +196,10 @@ class Discriminator:
         self.bn = 'batch' if population is None else 'population'
         with script_widths(**self.widths):
             if population is not None:
-                with batchnorm_stats() as stats:
-                    script.discrim(self.X, *self.params)
-                _stats = pytensor.function([self.X], [v for pair in stats for v in pair], mode=mode)
-                pop = _population(_stats, (floatX(population[i:i + nbatch])
-                                           for i in range(0, len(population), nbatch)))
-                with batchnorm_stats(use=pop):
-                    self.p = script.discrim(self.X, *self.params)
+                self.p = with_population_stats(
+                    lambda X: script.discrim(X, *self.params), self.X,
+                    (floatX(population[i:i + nbatch]) for i in range(0, len(population), nbatch)),
+                    mode)
             else:
                 self.p = script.discrim(self.X, *self.params)
         self.layers = dict(zip(('h', 'h2', 'h3', 'h4'), rectified_layers(self.p)))

@@ -90,6 +90,26 @@ def batchnorm_stats(use=None):
                          f"{len(ctx.collected)} batchnorm layers")
 
 
+def with_population_stats(build, x, batches, mode=None):
+    """``build(x)`` with every batchnorm normalising by population statistics: the per-batch
+    means and variances of its batchnorms over ``batches`` (arrays fed to ``x``), averaged, as
+    the original's SVHN ``infer_bnorm_stats`` did. Returns the output of the second ``build``."""
+    import pytensor
+    from lib.theano_utils import sharedX
+    with batchnorm_stats() as stats:
+        build(x)
+    fn = pytensor.function([x], [v for pair in stats for v in pair], mode=mode)
+    sums, count = None, 0
+    for batch in batches:
+        values = fn(batch)
+        sums = values if sums is None else [a + b for a, b in zip(sums, values)]
+        count += 1
+    population = [(sharedX(sums[2 * i] / count), sharedX(sums[2 * i + 1] / count))
+                  for i in range(len(sums) // 2)]
+    with batchnorm_stats(use=population):
+        return build(x)
+
+
 def _context_stats(b_u, b_s):
     ctx = _BatchnormStats.active
     if ctx is None:
