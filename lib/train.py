@@ -1,7 +1,9 @@
-"""The training loop, sample generation, logging, output folders and checkpoints of every script.
+"""The mechanics of every train script's loop: output folders, checkpoints, resume, signals,
+progress and the log.
 
-The original's train scripts each carried their own copy of this; here a script keeps only its
-data, model and costs and calls ``fit``. Checkpoints hold everything needed to resume bit-exactly:
+A script keeps its data, model, costs, updates and epoch end, as the original wrote them, and
+runs them inside a ``Loop`` (its ``epochs()`` and ``batches()`` generators). Checkpoints hold
+everything needed to resume bit-exactly:
 parameters, optimizer state, learning rate, the random generators, the epoch's data order, the
 counters, the last update's costs and the run's flags. They are written atomically
 (``lib.files``), so a kill mid-write leaves the previous checkpoint intact.
