@@ -43,7 +43,12 @@ def test_a_hyperparameter_block_declares_its_flags():
     import pathlib
     ns = {"__doc__": "A script.", "HERE": pathlib.Path("."), "WHERE": "see README", "transform": len, "k": 1,
           "l2": 1e-5, "npx": 64, "nx": 64 * 64 * 3, "data": "", "resume": False, "_x": 3}
-    assert flags.declared(ns, derived=["nx"]) == ["k", "l2", "npx", "data", "resume"]
+    names = flags.declared(ns, derived=["nx"])
+    assert names == ["k", "l2", "npx", "data", "resume"]
+    flags.configure(ns, names, ["--k=2"])
+    assert (ns["k"], ns["l2"]) == (2, 1e-5)
+    flags.configure(ns, names, ["--l2=0"])  # a second call starts from the block's values
+    assert (ns["k"], ns["l2"]) == (1, 0.)
 
 
 @pytest.mark.parametrize("module", ["faces.train_uncond_dcgan", "lsun.train_uncond_dcgan",
