@@ -1,22 +1,24 @@
-"""Peak memory of a faces training step against the epoch end's nnd scores, kept and streamed.
+"""Peak memory of a faces training step against its epoch end, part by part.
 
     python bench/epoch_end_memory.py [--ngf=16 --ndf=16 --nbatch=64 --nval=10000 --n_nnd=20000]
 
 One process, the faces script's own model and compiled functions (``--backend``, C by default):
 1. one G and one D update on a batch of ``nbatch``;
-2. the epoch end's nnd scores as lib/train.py computes them now (``StreamedNNDScores``: the
-   samples stream through the scores in blocks of 4096);
-3. the same scores as the original computed them (all ``n_nnd`` samples kept, then the 1k / 10k
-   / 100k prefixes scored), unless ``--old=false``.
+2. the epoch end as the script runs it: the nnd scores (``lib.train.nnd_scores``: the samples
+   stream through the scores in blocks of ``lib.metrics.block_rows``), the yardstick on
+   ``n_eval`` faces (the script's ``yardstick_measures``; 0 = off) and the ``nvis`` sample grid;
+3. the nnd scores with the blocks of 4096 samples the original used (``--blocks_4096``) and, as
+   the original kept them, all ``n_nnd`` samples at once (``--kept``).
 Each phase reports the peak of the memory NumPy and the compiled functions allocate during it,
 above what was allocated before it (``tracemalloc``: NumPy registers its buffers there), and the
 process's peak resident memory above its resident memory before the phase (``VmHWM``, reset
 through ``/proc/self/clear_refs``; glibc keeps freed memory for reuse, so this is what the phase
-added to the process). The validation images are random: the scores' values do not matter here,
-only that both ways give the same ones. Prints one JSON object.
+added to the process). The validation images are random: the scores' values do not matter here.
+Prints one JSON object.
 """
 import json
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -29,7 +31,8 @@ from lib import flags, rng  # noqa: E402
 from lib.backend import get_mode  # noqa: E402
 from lib.metrics import StreamedNNDScores, nnd_score  # noqa: E402
 from lib.theano_utils import floatX  # noqa: E402
-from lib.train import gen_samples, gen_sizes  # noqa: E402
+from lib.train import gen_samples, gen_sizes, grid_side, nnd_scores  # noqa: E402
+from lib.vis import color_grid_vis  # noqa: E402
 
 import faces.train_uncond_dcgan as script  # noqa: E402
 
@@ -38,9 +41,12 @@ ndf = 16          # # of discrim filters in the first conv layer
 nbatch = 64       # # of examples in a training batch
 nval = 10000      # # of validation images scored against
 n_nnd = 20000     # # of samples scored (the paper's 100000 keeps 4.9 GB of samples in the old way)
-old = True        # also measure the original's way (all samples kept)
+n_eval = 1000     # # of faces for the yardstick (0 = off; needs the synthetic held-out faces)
+nvis = 196        # # of samples in the grid
+blocks_4096 = True  # also measure the nnd scores in the original's blocks of 4096 samples
+kept = False      # also measure the original's way (all samples kept, then scored)
 backend = 'c'     # the backend of the compiled functions
-FLAGS = ['ngf', 'ndf', 'nbatch', 'nval', 'n_nnd', 'old', 'backend']
+FLAGS = flags.declared(globals())
 
 SIZES = (1000, 10000, 100000)
 
@@ -73,15 +79,19 @@ def measure(phase):
 
 
 def main(argv=None):
-    flags.configure(globals(), FLAGS, argv, positive=['ngf', 'ndf', 'nbatch', 'nval', 'n_nnd'])
-    script.ngf, script.ndf = ngf, ndf
+    flags.configure(globals(), FLAGS, argv, positive=['ngf', 'ndf', 'nbatch', 'nval', 'n_nnd',
+                                                      'nvis'])
+    script.ngf, script.ndf, script.nbatch, script.n_eval = ngf, ndf, nbatch, n_eval
     mode = get_mode(backend)
     rng.set_seed(42)
     gen_params, discrim_params = script.init_params()
     _train_g, _train_d, _gen, *_ = script.build(gen_params, discrim_params, mode)
+    measures = script.yardstick_measures(mode)
     r = np.random.RandomState(0)
     vaX = floatX(r.uniform(-1., 1., size=(nval, 3, 64, 64)))
     imb = floatX(r.uniform(-1., 1., size=(nbatch, 3, 64, 64)))
+    sample_zmb = floatX(r.uniform(-1., 1., size=(nvis, script.nz)))
+    grid = Path(tempfile.mkdtemp()) / 'grid.png'
 
     def draw_z(n):
         return (floatX(rng.np_rng.uniform(-1., 1., size=(n, script.nz))),)
@@ -90,20 +100,28 @@ def main(argv=None):
         _train_g(imb, *draw_z(nbatch))
         _train_d(imb, *draw_z(nbatch))
 
-    step()  # the first calls allocate what later calls reuse
-    results = dict(config=dict(ngf=ngf, ndf=ndf, nbatch=nbatch, nval=nval, n_nnd=n_nnd,
-                               backend=backend),
-                   resident_mb_at_start=round(_status('VmRSS'), 1))
-    _, results['training_step'] = measure(step)
-
-    def streamed():
+    def nnd():
         rng.set_seed(1)
-        stream = StreamedNNDScores(vaX, SIZES, metric='euclidean')
+        return nnd_scores(vaX, n_nnd, lambda m: _gen(*draw_z(m)))
+
+    def yardstick():
+        return measures(_gen) if measures is not None else None
+
+    def samples():
+        color_grid_vis(script.inverse_transform(np.asarray(_gen(sample_zmb))),
+                       (grid_side(nvis),) * 2, str(grid))
+
+    def whole_epoch_end():
+        return nnd(), yardstick(), samples()
+
+    def nnd_4096():
+        rng.set_seed(1)
+        stream = StreamedNNDScores(vaX, SIZES, metric='euclidean', batch_size=4096)
         for m in gen_sizes(n_nnd):
             stream.add(np.asarray(_gen(*draw_z(m))))
         return stream.scores()
 
-    def kept():
+    def nnd_kept():
         rng.set_seed(1)
         gX, _ = gen_samples(n_nnd, draw_z, _gen)
         gX = gX.reshape(len(gX), -1)
@@ -111,11 +129,24 @@ def main(argv=None):
         return {n: nnd_score(gX[:n], vaX_flat, metric='euclidean') if n <= len(gX) else None
                 for n in SIZES}
 
-    scores, results['epoch_end_streamed'] = measure(streamed)
-    if old:
-        old_scores, results['epoch_end_kept'] = measure(kept)
-        results['same_scores'] = old_scores == scores
+    step()  # the first calls allocate what later calls reuse
+    yardstick()
+    samples()
+    results = dict(config={n: globals()[n] for n in FLAGS}, nz=script.nz,
+                   resident_mb_at_start=round(_status('VmRSS'), 1))
+    _, results['training_step'] = measure(step)
+    (scores, _, _), results['epoch_end'] = measure(whole_epoch_end)
+    _, results['epoch_end_nnd'] = measure(nnd)
+    if measures is not None:
+        _, results['epoch_end_yardstick'] = measure(yardstick)
+    _, results['epoch_end_sample_grid'] = measure(samples)
+    if blocks_4096:
+        _, results['nnd_blocks_4096'] = measure(nnd_4096)
+    if kept:
+        _, results['nnd_kept'] = measure(nnd_kept)
     results['scores'] = scores
+    results['epoch_end_below_step'] = (results['epoch_end']['traced_peak_mb']
+                                       < results['training_step']['traced_peak_mb'])
     print(json.dumps(results, indent=1))
     return results
 

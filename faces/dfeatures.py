@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import flags
-from lib.data_image import DataError, exit_on_data_error
+from lib.data_image import exit_on_data_error
 from lib.guided import concentration, guided_views, mean_pair_distance, strongest, to_display
 from faces import section6
 

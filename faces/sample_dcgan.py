@@ -13,7 +13,6 @@ Batchnorm over a batch of one image normalises its z away, so ``--single=true`` 
 seed), or a batch that would hold one image, uses population statistics, and says so.
 """
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +20,14 @@ import pytensor
 import pytensor.tensor as T
 from PIL import Image
 
-from lib import flags
+from lib import flags, models64
 from lib.backend import get_mode, resolve_backend
 from lib.data_image import DataError
-from lib.ops import batchnorm_stats
 from lib.params import ParamsFileError, load_params
-from lib.theano_utils import floatX, sharedX
+from lib.ops import with_population_stats
+from lib.theano_utils import floatX
 from lib.train import CHECKPOINT
 from lib.vis import color_grid_vis
-
-import faces.train_uncond_dcgan as script
 
 model = ''               # gen params file, checkpoint, or models/<desc> folder
 out = 'samples.png'      # grid PNG, or folder for --single
@@ -42,7 +39,7 @@ n_population = 10000     # # of samples to infer population statistics from
 nbatch = 128             # # of samples per generator call
 backend = ''             # c | numba | jax | pytorch | python; '' = the default here
 
-FLAGS = ['model', 'out', 'seeds', 'n', 'single', 'bn', 'n_population', 'nbatch', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def find_gen_params(path):
@@ -75,38 +72,22 @@ def find_gen_params(path):
 
 
 def build_sampler(arrays, mode, bn=None):
-    """Compile ``_gen(Z)`` with the training script's own ``gen`` over ``arrays``, with batch or
-    population (``bn``; default: the ``--bn`` flag) batchnorm statistics.
-
-    The architecture is read off the shapes: nz = gw.shape[0], ngf = gwx.shape[0], nc = gwx.shape[1].
-    """
+    """Compile ``_gen(Z)`` of the faces model's ``gen`` (lib/models64.py) over the generator
+    ``arrays``, with batch or population (``bn``; default: the ``--bn`` flag) batchnorm
+    statistics. The widths are read off the arrays' shapes."""
     bn = bn or globals()['bn']
-    if len(arrays) != 13:
-        raise DataError(f'--model: {len(arrays)} generator arrays, expected 13 (gw, gg, gb, ..., gwx)')
-    script.nz, script.ngf, script.nc = arrays[0].shape[0], arrays[-1].shape[0], arrays[-1].shape[1]
-    gen_params, _ = script.init_params()  # the script's own shapes and names, then our values
-    for p, a in zip(gen_params, arrays):
-        if not isinstance(a, np.ndarray) or a.dtype.kind not in 'fiu':
-            raise DataError(f'--model: {p.name} is not a numeric array')
-        if tuple(a.shape) != p.type.shape:
-            raise DataError(f'--model: {p.name} has shape {tuple(a.shape)}, expected {p.type.shape}')
-        p.set_value(floatX(a))
+    try:
+        gen_params, _ = models64.load(gen_arrays=arrays)
+    except ValueError as e:
+        raise DataError(f'--model: {e}') from None
     Z = T.matrix()
     if bn == 'batch':
-        return pytensor.function([Z], script.gen(Z, *gen_params), mode=mode)
-    with batchnorm_stats() as stats:
-        script.gen(Z, *gen_params)
-    _stats = pytensor.function([Z], [v for pair in stats for v in pair], mode=mode)
+        return pytensor.function([Z], models64.gen(Z, *gen_params), mode=mode)
     rs = np.random.RandomState(0)
-    sums, count = None, 0
-    for start in range(0, n_population, nbatch):
-        m = min(nbatch, n_population - start)
-        values = _stats(floatX(rs.uniform(-1., 1., size=(m, script.nz))))
-        sums = values if sums is None else [a + b for a, b in zip(sums, values)]
-        count += 1
-    pop = [(sharedX(sums[2*i] / count), sharedX(sums[2*i+1] / count)) for i in range(len(stats))]
-    with batchnorm_stats(use=pop):
-        gX = script.gen(Z, *gen_params)
+    nz = arrays[0].shape[0]
+    batches = (floatX(rs.uniform(-1., 1., size=(min(nbatch, n_population - start), nz)))
+               for start in range(0, n_population, nbatch))
+    gX = with_population_stats(lambda Z: models64.gen(Z, *gen_params), Z, batches, mode)
     return pytensor.function([Z], gX, mode=mode)
 
 
@@ -149,13 +130,15 @@ def main(argv=None):
             print(f'--bn=population ({n_population} samples): {why}, and batchnorm over one '
                   f'image ignores its z', flush=True)
             use_bn = 'population'
-        _gen = build_sampler(find_gen_params(model), get_mode(resolve_backend(backend)), use_bn)
+        arrays = find_gen_params(model)
+        _gen = build_sampler(arrays, get_mode(resolve_backend(backend)), use_bn)
     except DataError as e:
         flags.fail(e)
-    zs = floatX([np.random.RandomState(s).uniform(-1., 1., size=script.nz) for s in seed_list])
+    nz, nc = arrays[0].shape[0], arrays[-1].shape[1]
+    zs = floatX([np.random.RandomState(s).uniform(-1., 1., size=nz) for s in seed_list])
     samples = np.concatenate([_gen(zs[i:i+nbatch]) for i in range(0, len(zs), nbatch)])
     npx = samples.shape[-1]
-    images = (samples.reshape(-1, script.nc, npx, npx).transpose(0, 2, 3, 1) + 1.) / 2.
+    images = (samples.reshape(-1, nc, npx, npx).transpose(0, 2, 3, 1) + 1.) / 2.
     try:
         if single:
             path.mkdir(parents=True, exist_ok=True)

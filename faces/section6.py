@@ -17,7 +17,6 @@ normalises each call of ``nbatch`` z with its own statistics, as the original's 
 import json
 import re
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from pytensor.graph.replace import graph_replace
 from lib.data_image import DataError
 from lib.files import atomic_write_text
 from lib.guided import rectifier_input, toposort_variables
+from lib import models64
 from lib.ops import with_population_stats
 from lib.params import load_params
 from lib.theano_utils import floatX, sharedX
@@ -90,33 +90,13 @@ def load_arrays(path, group):
     return arrays
 
 
-@contextmanager
-def script_widths(**widths):
-    """The training script's module-level widths set to ``widths`` while a graph is built.
-
-    ``gen``/``discrim`` read ``ngf`` (reshape) and ``init_params`` reads every width; the
-    script's own values are restored on exit.
-    """
-    saved = {k: getattr(script, k) for k in widths}
-    for k, v in widths.items():
-        setattr(script, k, int(v))
+def _shared_params(arrays, which):
+    """The faces model's parameters (lib/models64.py: names and shapes) holding ``arrays``."""
     try:
-        yield
-    finally:
-        for k, v in saved.items():
-            setattr(script, k, v)
-
-
-def _shared_params(arrays, which, widths):
-    """The script's own parameters (its names and shapes) holding ``arrays``."""
-    with script_widths(**widths):
-        gen_params, discrim_params = script.init_params()
-    params = gen_params if which == 'gen' else discrim_params
-    for p, a in zip(params, arrays):
-        if tuple(a.shape) != p.type.shape:
-            raise DataError(f'--model: {p.name} has shape {tuple(a.shape)}, expected {p.type.shape}')
-        p.set_value(floatX(a))
-    return params
+        params = models64.load(**{f'{which}_arrays': arrays})
+    except ValueError as e:
+        raise DataError(f'--model: {e}') from None
+    return params[0] if which == 'gen' else params[1]
 
 
 def rectified_layers(output):
@@ -126,7 +106,7 @@ def rectified_layers(output):
 
 
 class Generator:
-    """The training script's ``gen`` over trained ``arrays``, symbolic and compiled.
+    """The faces model's ``gen`` (lib/models64.py) over trained ``arrays``, symbolic and compiled.
 
     ``Z`` (n, nz) -> ``gX`` (n, nc, 64, 64) with ``bn`` statistics; ``layers``: name -> the
     rectified feature maps h, h2, h3, h4 of that graph. ``sample(z)`` runs it in batches of
@@ -138,19 +118,17 @@ class Generator:
         if bn not in ('batch', 'population'):
             raise DataError(f"--bn={bn}: expected 'batch' or 'population'")
         self.nz, self.ngf, self.nc = arrays[0].shape[0], arrays[-1].shape[0], arrays[-1].shape[1]
-        self.widths = dict(nz=self.nz, ngf=self.ngf, nc=self.nc)
         self.mode, self.bn, self.nbatch = mode, bn, nbatch
-        self.params = _shared_params(arrays, 'gen', self.widths)
+        self.params = _shared_params(arrays, 'gen')
         self.Z = T.matrix('Z')
-        with script_widths(**self.widths):
-            if bn == 'population':
-                rs = np.random.RandomState(0)
-                sizes = [min(nbatch, n_population - i) for i in range(0, n_population, nbatch)]
-                self.gX = with_population_stats(
-                    lambda Z: script.gen(Z, *self.params), self.Z,
-                    (floatX(rs.uniform(-1., 1., (m, self.nz))) for m in sizes), mode)
-            else:
-                self.gX = script.gen(self.Z, *self.params)
+        if bn == 'population':
+            rs = np.random.RandomState(0)
+            sizes = [min(nbatch, n_population - i) for i in range(0, n_population, nbatch)]
+            self.gX = with_population_stats(
+                lambda Z: models64.gen(Z, *self.params), self.Z,
+                (floatX(rs.uniform(-1., 1., (m, self.nz))) for m in sizes), mode)
+        else:
+            self.gX = models64.gen(self.Z, *self.params)
         self.layers = dict(zip(('h', 'h2', 'h3', 'h4'), rectified_layers(self.gX)))
         self._fns = {}
 
@@ -185,33 +163,31 @@ class Generator:
 
 
 class Discriminator:
-    """The training script's ``discrim`` over ``arrays``: ``X`` -> ``p`` and ``layers`` h..h4,
+    """The faces model's ``discrim`` over ``arrays``: ``X`` -> ``p`` and ``layers`` h..h4,
     with population statistics inferred over ``population`` (images) or batch statistics."""
 
     def __init__(self, arrays, mode, population=None, nbatch=128):
-        ndf, nc = arrays[0].shape[0], arrays[0].shape[1]
-        self.widths = dict(ndf=ndf, nc=nc)
-        self.params = _shared_params(arrays, 'discrim', self.widths)
+        self.params = _shared_params(arrays, 'discrim')
         self.X = T.tensor4('X')
         self.bn = 'batch' if population is None else 'population'
-        with script_widths(**self.widths):
-            if population is not None:
-                self.p = with_population_stats(
-                    lambda X: script.discrim(X, *self.params), self.X,
-                    (floatX(population[i:i + nbatch]) for i in range(0, len(population), nbatch)),
-                    mode)
-            else:
-                self.p = script.discrim(self.X, *self.params)
+        if population is not None:
+            self.p = with_population_stats(
+                lambda X: models64.discrim(X, *self.params), self.X,
+                (floatX(population[i:i + nbatch]) for i in range(0, len(population), nbatch)),
+                mode)
+        else:
+            self.p = models64.discrim(self.X, *self.params)
         self.layers = dict(zip(('h', 'h2', 'h3', 'h4'), rectified_layers(self.p)))
 
 
 def random_discrim_arrays(like, seed):
-    """A freshly initialised discriminator (the script's ``init_params``, ``lib.rng`` seeded with
-    ``seed``) of the same widths as the arrays ``like``; lib.rng is reseeded, not restored."""
+    """A freshly initialised discriminator (the training script's ``init_params``: its generator
+    at the script's widths drawn first, ``lib.rng`` seeded with ``seed``) of the same widths as
+    the arrays ``like``; lib.rng is reseeded, not restored."""
     from lib import rng
     rng.set_seed(seed)
-    with script_widths(ndf=like[0].shape[0], nc=like[0].shape[1]):
-        _, discrim_params = script.init_params()
+    _, discrim_params = models64.init_params(script.nz, script.ngf, like[0].shape[0],
+                                             like[0].shape[1])
     return [p.get_value() for p in discrim_params]
 
 

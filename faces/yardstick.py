@@ -89,10 +89,17 @@ class Yardstick:
 
     def measure(self, X):
         """All measures of generated faces X (float32 (n, 3, 64, 64) in [-1, 1]), with the floor."""
-        X = np.asarray(X)
-        if len(X) != self.n:
-            raise ValueError(f'{len(X)} generated faces, the yardstick compares {self.n}')
-        out = self.compare(self.net.predict(X))
+        return self.measure_batches([X])
+
+    def measure_batches(self, batches):
+        """``measure`` of the faces of ``batches`` (float32 (m, 3, 64, 64) arrays), which pass
+        the network one at a time: only their features and predictions are kept."""
+        preds = [self.net.predict(np.asarray(X)) for X in batches]
+        pred = {k: np.concatenate([p[k] for p in preds]) for k in preds[0]}
+        if len(pred['features']) != self.n:
+            raise ValueError(f'{len(pred["features"])} generated faces, the yardstick compares '
+                             f'{self.n}')
+        out = self.compare(pred)
         out['fd_floor'] = self.floor_fd
         return out
 

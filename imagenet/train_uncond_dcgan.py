@@ -21,16 +21,17 @@ and a resumable checkpoint; load_pretrained.py --model_dir=models/<desc> and cif
 --model_dir=models/<desc> read the parameter files.
 """
 from pathlib import Path
+from time import time
 
-import pytensor
-import pytensor.tensor as T
+import numpy as np
 
-from lib import updates
+from lib import gan
 from lib import inits
 from lib import rng
-from lib.theano_utils import floatX, sharedX
+from lib.theano_utils import floatX
 from lib.data_utils import center_crop
-from lib.costs import binary_crossentropy
+from lib.vis import color_grid_vis
+from lib.params import save_params
 from lib import flags, train
 from lib.backend import get_mode, resolve_backend
 from lib.data_image import exit_on_data_error
@@ -81,15 +82,10 @@ dry_run = False         # two minibatches, then stop (smoke test)
 max_updates = 0         # stop with a checkpoint after this many updates (0 = no limit)
 checkpoint_every = 600.  # seconds between mid-epoch checkpoints (0 = at epoch ends only)
 
-FLAGS = ['k', 'l2', 'nvis', 'b1', 'nbatch', 'nz', 'ngf', 'ndf', 'niter', 'niter_decay', 'lr',
-         'ntrain', 'data', 'nval', 'n_nnd', 'out_dir', 'seed', 'backend', 'resume',
-         'overwrite', 'dry_run', 'max_updates', 'checkpoint_every']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals(), derived=['nx', 'nc', 'npx'])  # every value above is a --flag
 
 desc = 'imagenet_gan_pretrain_128f_relu_lrelu_7l_3x3_256z'
 save_epochs = [1, 2, 3, 4, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 60, 70, 80, 90, 100]
-
-bce = binary_crossentropy
 
 gifn = inits.Normal(scale=0.02)
 difn = inits.Normal(scale=0.02)
@@ -145,45 +141,14 @@ def init_params():
 
 
 def build(gen_params, discrim_params, mode):
-    """The costs, Adam updaters and compiled functions of faces/train_uncond_dcgan.py.
-
-    Returns (_train_g, _train_d, _gen, g_updater, d_updater, lrt). Each training function
-    returns [g_cost, d_cost, g_cost_d, d_cost_real, d_cost_gen] computed before its update.
-    """
-    X = T.tensor4()
-    Z = T.matrix()
-
-    gX = gen(Z, *gen_params)
-
-    p_real = discrim(X, *discrim_params)
-    p_gen = discrim(gX, *discrim_params)
-
-    # D update: maximise log D(x) + log(1 - D(G(z))); G update: maximise log D(G(z)).
-    d_cost_real = bce(p_real, T.ones(p_real.shape)).mean()
-    d_cost_gen = bce(p_gen, T.zeros(p_gen.shape)).mean()
-    g_cost_d = bce(p_gen, T.ones(p_gen.shape)).mean()
-
-    d_cost = d_cost_real + d_cost_gen
-    g_cost = g_cost_d
-
-    cost = [g_cost, d_cost, g_cost_d, d_cost_real, d_cost_gen]
-
-    lrt = sharedX(lr)
-    d_updater = updates.Adam(lr=lrt, b1=b1, regularizer=updates.Regularizer(l2=l2))
-    g_updater = updates.Adam(lr=lrt, b1=b1, regularizer=updates.Regularizer(l2=l2))
-    d_updates = d_updater(discrim_params, d_cost)
-    g_updates = g_updater(gen_params, g_cost)
-
-    _train_g = pytensor.function([X, Z], cost, updates=g_updates, mode=mode)
-    _train_d = pytensor.function([X, Z], cost, updates=d_updates, mode=mode)
-    _gen = pytensor.function([Z], gX, mode=mode)
-    return _train_g, _train_d, _gen, g_updater, d_updater, lrt
+    """The costs, Adam updaters and compiled functions of faces/train_uncond_dcgan.py (lib/gan.py):
+    (_train_g, _train_d, _gen, g_updater, d_updater, lrt)."""
+    return gan.build(gen, discrim, gen_params, discrim_params, lr=lr, b1=b1, l2=l2, mode=mode)
 
 
 def main(argv=None):
-    """Train with ``--name=value`` overrides; returns lib.train.fit's counters."""
+    """Train with ``--name=value`` overrides; returns the loop's counters (lib.train.Loop)."""
     global ntrain, nval, niter, niter_decay, n_nnd, nx
-    globals().update(DEFAULTS)  # PORT: every call starts from the defaults, then the flags
     config = train.configure(globals(), FLAGS, argv)
     if nvis < 2:
         flags.fail(f'--nvis={nvis}: expected at least 2 samples (batchnorm needs a batch)')
@@ -210,20 +175,48 @@ def main(argv=None):
     vaX, = tr_data.get_data(tr_handle, slice(0, nval))
     vaX = transform(vaX)
 
-    def grids(nvis, nshow):
-        return (train.grid_side(nvis),) * 2, (train.grid_side(nvis),) * 2
+    gen_params, discrim_params = init_params()
+    train.describe(run, f'{data} ({tr_data.path})', ntrain, len(vaX), gen_params, discrim_params,
+                   f'nz={nz}, ngf={ngf}, ndf={ndf}', name)
 
-    return train.train_uncond(
-        run=run, vaX=vaX,
-        fetch=lambda idx: tr_data.get_data(tr_handle, idx), close=lambda: tr_data.close(tr_handle),
-        ntrain=ntrain, transform=transform, inverse_transform=inverse_transform,
-        init_params=init_params, build=build, mode=mode, backend_name=name,
-        draw_z=lambda n: (floatX(rng.np_rng.uniform(-1., 1., size=(n, nz))),),
-        nvis=nvis, k=k, nbatch=nbatch, niter=niter, niter_decay=niter_decay, lr=lr, n_nnd=n_nnd,
-        save_epochs=save_epochs, resume=resume, max_updates=max_updates,
-        checkpoint_every=checkpoint_every,
-        data_desc=f'{data} ({tr_data.path})', model_desc=f'nz={nz}, ngf={ngf}, ndf={ndf}',
-        grids=grids)
+    print('COMPILING')
+    t = time()
+    _train_g, _train_d, _gen, g_updater, d_updater, lrt = build(gen_params, discrim_params, mode)
+    print('%.2f seconds to compile theano functions' % (time()-t))
+
+    vis_idxs = rng.py_rng.sample(range(len(vaX)), min(nvis, len(vaX)))
+    color_grid_vis(inverse_transform(vaX[vis_idxs]), (train.grid_side(len(vis_idxs)),)*2,
+                   str(run.samples_dir.parent / f'{desc}_etl_test.png'))
+
+    sample_zmb = floatX(rng.np_rng.uniform(-1., 1., size=(nvis, nz)))
+
+    def gen_samples(n):
+        return _gen(floatX(rng.np_rng.uniform(-1., 1., size=(n, nz))))
+
+    print(desc.upper())
+    groups = dict(gen=gen_params, discrim=discrim_params, g_opt=g_updater.state,
+                  d_opt=d_updater.state, lrt=[lrt])
+    with train.Loop(run, groups, ntrain=ntrain, nbatch=nbatch, nepochs=niter+niter_decay) as loop:
+        for epoch in loop.epochs():
+            for imb, in loop.batches(lambda idx: tr_data.get_data(tr_handle, idx)):
+                imb = transform(imb)
+                zmb = floatX(rng.np_rng.uniform(-1., 1., size=(len(imb), nz)))
+                if loop.n_updates % (k+1) == 0:
+                    loop.cost = _train_g(imb, zmb)
+                else:
+                    loop.cost = _train_d(imb, zmb)
+            loop.log(**train.nnd_scores(vaX, n_nnd, gen_samples))
+            samples = np.asarray(_gen(sample_zmb))
+            color_grid_vis(inverse_transform(samples), (train.grid_side(nvis),)*2,
+                           str(run.samples_dir / f'{epoch}.png'))
+            n_epochs = epoch + 1
+            if n_epochs > niter:
+                lrt.set_value(floatX(lrt.get_value() - lr/niter_decay))
+            if n_epochs in save_epochs:
+                save_params(gen_params, run.model_dir / f'{n_epochs}_gen_params.npz')
+                save_params(discrim_params, run.model_dir / f'{n_epochs}_discrim_params.npz')
+    tr_data.close(tr_handle)
+    return loop.result
 
 
 if __name__ == '__main__':

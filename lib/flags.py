@@ -129,11 +129,14 @@ def usage(namespace, defaults):
 def configure(namespace, names, argv=None, **ranges):
     """Apply command-line overrides to the module-level ``names`` of ``namespace`` (in place).
 
+    Names from ``declared`` start from their declared values, so a second call (a test, an
+    experiment calling ``main`` again) does not inherit the first one's flags.
+
     ``ranges``: ``check_ranges``'s keyword arguments. Returns the resolved configuration (name ->
     value). On a bad flag prints one line to stderr and exits with status 2; nothing is changed.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    defaults = overridable(namespace, names)
+    defaults = dict(overridable(namespace, names), **getattr(names, 'defaults', {}))
     if "--help" in argv or "-h" in argv:
         print(usage(namespace, defaults))
         raise SystemExit(0)
@@ -183,3 +186,20 @@ def command(main):
     finally:  # exiting: one more Ctrl-C must not interrupt the interpreter's shutdown
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, signal.SIG_IGN)
+
+
+class Declared(list):
+    """A script's flag names (a list), with their declared values in ``defaults``."""
+
+    def __init__(self, defaults):
+        super().__init__(defaults)
+        self.defaults = dict(defaults)
+
+
+def declared(namespace, derived=()):
+    """The flags of a script: the lower-case names of the int, float, str and bool globals of
+    ``namespace`` so far (called right after the hyperparameter block, like nanoGPT's
+    ``config_keys``; upper-case names are constants), less ``derived`` (values computed from
+    others, such as ``nx``). ``configure`` starts every call from these values."""
+    return Declared({n: v for n, v in namespace.items() if isinstance(v, _TYPES)
+                     and n == n.lower() and not n.startswith('_') and n not in derived})

@@ -139,63 +139,104 @@ def nnd_score(trX, teX, metric='euclidean', mode=None):
     return gpu_nnd_score(trX, teX, metric=metric, mode=mode)
 
 
+def block_rows(d, budget=2**22):
+    """Rows of a (rows, d) float32 block of at most ``budget`` bytes (4 MiB; 1 .. 4096 rows)."""
+    return int(min(4096, max(1, budget // (4 * d))))
+
+
 class StreamedNNDScores:
-    """``nnd_score(trX[:n], teX)`` for several prefix sizes ``ns`` of samples ``trX`` that arrive
-    in pieces (``add``), holding one block of ``batch_size`` samples at a time, not all of them.
+    """``nnd_score(trX[:n], teX)`` (and, given labels, ``nnc_score(trX[:n], trY[:n], teX,
+    teY)``) for several prefix sizes ``ns`` of samples ``trX`` that arrive in pieces (``add``),
+    holding one block of ``batch_size`` samples at a time, not all of them.
 
     The distances are computed over the same (teX block, trX block) pairs as ``gpu_nnd_score``
-    computes for each prefix, with the same compiled function, and reduced with the same exact
-    min/max, so ``scores()`` equals ``{n: nnd_score(trX[:n], teX)}`` bit for bit. A prefix
-    longer than the samples added is None.
+    and ``gpu_nnc_predict`` compute for each prefix with that ``batch_size``, with the same
+    compiled function, and reduced with the same exact min/max (ties to the first sample), so
+    ``scores()`` equals them bit for bit. A prefix longer than the samples added is None.
+    ``batch_size`` None: ``block_rows`` of the rows' width, so that a block and the distance
+    function's temporaries stay a few MiB whatever the image size.
     """
 
-    def __init__(self, teX, ns, metric='euclidean', batch_size=4096, mode=None):
+    def __init__(self, teX, ns, metric='euclidean', batch_size=None, mode=None, teY=None):
         self.teX = floatX(np.asarray(teX).reshape(len(teX), -1))
+        self.teY = None if teY is None else np.asarray(teY)
         self.ns = sorted(set(int(n) for n in ns))
         self.metric = metric
-        self.batch_size = batch_size
+        self.batch_size = batch_size or block_rows(self.teX.shape[1])
         self.mode = mode
         self.count = 0  # samples added so far
         self.block = None  # the samples of the current block, [count - filled, count)
+        self.labels = None  # and their labels (nnc)
         self.filled = 0
-        reduce = np.maximum if metric == 'cosine' else np.minimum
-        self._reduce = reduce
         self._best = {n: None for n in self.ns}
+        self._label = {n: None for n in self.ns}
 
-    def _fold(self, n, B):
-        """Reduce the block B of samples into prefix n's nearest distances."""
+    def _nearest(self, B, L):
+        """For each row of teX: its best distance (similarity) to the rows of B, and the label
+        in L of the first row that has it (None without labels)."""
         fn = cosine_dist if self.metric == 'cosine' else euclid_dist
-        pick = np.max if self.metric == 'cosine' else np.min
-        best = np.concatenate([pick(fn(self.teX[i:i + self.batch_size], B, mode=self.mode), axis=1)
-                               for i in range(0, len(self.teX), self.batch_size)])
-        self._best[n] = best if self._best[n] is None else self._reduce(self._best[n], best)
+        pick = np.argmax if self.metric == 'cosine' else np.argmin
+        best, labels = [], []
+        for i in range(0, len(self.teX), self.batch_size):
+            dist = fn(self.teX[i:i + self.batch_size], B, mode=self.mode)
+            idx = pick(dist, axis=1)
+            best.append(dist[np.arange(len(dist)), idx])
+            if L is not None:
+                labels.append(L[idx])
+        return np.concatenate(best), (np.concatenate(labels) if L is not None else None)
 
-    def add(self, X):
-        """Add samples X (m, ...), flattened to rows, after those added before."""
+    def _fold(self, n, best, labels):
+        """Reduce one block's nearest distances (and labels) into prefix n's."""
+        if self._best[n] is None:
+            self._best[n], self._label[n] = best, labels
+            return
+        if labels is not None:  # an earlier block keeps its label on a tie
+            better = best > self._best[n] if self.metric == 'cosine' else best < self._best[n]
+            self._label[n] = np.where(better, labels, self._label[n])
+        reduce = np.maximum if self.metric == 'cosine' else np.minimum
+        self._best[n] = reduce(self._best[n], best)
+
+    def add(self, X, Y=None):
+        """Add samples X (m, ...), flattened to rows, after those added before; ``Y`` (m,):
+        their labels, for ``nnc``."""
         X = floatX(np.asarray(X).reshape(len(X), -1))
         if self.block is None:  # no prefix needs more rows than its size
             rows = min(self.batch_size, self.ns[-1])
             self.block = np.empty((rows, X.shape[1]), dtype=X.dtype)
+            if Y is not None:
+                self.labels = np.empty(rows, dtype=np.asarray(Y).dtype)
         pos = 0
         while pos < len(X) and self.count < self.ns[-1]:  # rows past every prefix: unused
             ends = [n for n in self.ns if n > self.count]
             take = min(len(X) - pos, self.batch_size - self.filled,
                        *(n - self.count for n in ends[:1]))
             self.block[self.filled:self.filled + take] = X[pos:pos + take]
+            if Y is not None:
+                self.labels[self.filled:self.filled + take] = Y[pos:pos + take]
             pos += take
             self.filled += take
             self.count += take
-            B = self.block[:self.filled]
-            for n in self.ns:
-                # prefix n takes this block when it is full, or when n ends inside it here
-                if n >= self.count if self.filled == self.batch_size else n == self.count:
-                    self._fold(n, B)
+            # prefix n takes this block when it is full, or when n ends inside it here; the
+            # prefixes that take the same block share its distances
+            takers = [n for n in self.ns
+                      if (n >= self.count if self.filled == self.batch_size else n == self.count)]
+            if takers:
+                best, labels = self._nearest(self.block[:self.filled],
+                                             None if Y is None else self.labels[:self.filled])
+                for n in takers:
+                    self._fold(n, best, labels)
             if self.filled == self.batch_size:
                 self.filled = 0
 
     def scores(self):
         """{n: the mean nearest-neighbour distance (similarity) over teX, or None}."""
         return {n: float(np.mean(self._best[n])) if self.count >= n else None for n in self.ns}
+
+    def nnc(self):
+        """{n: the accuracy (percent) of teX's labels predicted by their nearest samples'
+        labels, or None} (needs teY and labelled samples)."""
+        return {n: metrics.accuracy_score(self.teY, self._label[n]) * 100.
+                if self.count >= n else None for n in self.ns}
 
 
 # --------------------------------------------------------------------------------------------

@@ -173,13 +173,9 @@ def with_population_stats(build, x, batches, mode=None):
     with batchnorm_stats() as stats:
         build(x)
     fn = pytensor.function([x], [v for pair in stats for v in pair], mode=mode)
-    sums, count = None, 0
-    for batch in batches:
-        values = fn(batch)
-        sums = values if sums is None else [a + b for a, b in zip(sums, values)]
-        count += 1
-    population = [(sharedX(sums[2 * i] / count), sharedX(sums[2 * i + 1] / count))
-                  for i in range(len(sums) // 2)]
+    means = mean_over_batches(fn, batches)
+    population = [(sharedX(means[2 * i]), sharedX(means[2 * i + 1]))
+                  for i in range(len(means) // 2)]
     with batchnorm_stats(use=population):
         return build(x)
 

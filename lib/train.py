@@ -1,7 +1,9 @@
-"""The training loop, sample generation, logging, output folders and checkpoints of every script.
+"""The mechanics of every train script's loop: output folders, checkpoints, resume, signals,
+progress and the log.
 
-The original's train scripts each carried their own copy of this; here a script keeps only its
-data, model and costs and calls ``fit``. Checkpoints hold everything needed to resume bit-exactly:
+A script keeps its data, model, costs, updates and epoch end, as the original wrote them, and
+runs them inside a ``Loop`` (its ``epochs()`` and ``batches()`` generators). Checkpoints hold
+everything needed to resume bit-exactly:
 parameters, optimizer state, learning rate, the random generators, the epoch's data order, the
 counters, the last update's costs and the run's flags. They are written atomically
 (``lib.files``), so a kill mid-write leaves the previous checkpoint intact.
@@ -24,8 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from lib import flags, rng
+from lib.data_image import DataError
 from lib.files import atomic_write, atomic_write_text
-from lib.theano_utils import floatX
 
 CHECKPOINT = "latest_checkpoint.npz"
 _FORMAT = 1
@@ -343,249 +345,243 @@ class _StopRequest:
             signal.signal(s, h)
 
 
-def fit(run, *, update, fetch, ntrain, nbatch, niter, niter_decay, lr, lrt, groups,
-        epoch_end, save_params, save_epochs, resume=False, max_updates=0,
-        checkpoint_every=0.):
-    """Train for ``niter + niter_decay`` epochs of ``ntrain`` examples in minibatches.
+class _Stopped(Exception):
+    """Raised out of a script's loop body once a stop (signal or --max_updates) is checkpointed."""
 
-    - ``update(batch, n_updates)`` runs one G or D update (the script alternates them) and
-      returns the costs; ``fetch(indices)`` returns the batch (a tuple of arrays) for sorted
-      example indices.
-    - The epoch order is ``rng.np_rng.permutation(ntrain)``; the last batch may be partial.
-    - After each epoch: ``epoch_end(n_epochs, n_updates, n_examples, seconds, cost)`` returns the
-      log record (or None to skip the log line); ``cost``: the last update's costs. The lr decays
-      linearly to zero over ``niter_decay`` epochs after ``niter``; ``save_params(n_epochs)``
-      writes the parameter files at ``save_epochs``; then the checkpoint is written.
-    - ``groups`` (name -> shared variables: parameters, optimizer state) go in the checkpoint.
-    - ``resume`` continues from ``run.checkpoint_path`` (at any update, an epoch's last
-      included); ``max_updates`` > 0 stops (with a checkpoint) after that many updates in this
-      process; ``checkpoint_every`` > 0 also saves every that many seconds. Ctrl-C or SIGTERM
-      saves a checkpoint and returns; a second one raises ``flags.Interrupted``.
-    - A cost that is not finite raises ``Diverged`` before anything more is saved.
+    def __init__(self, why):
+        super().__init__(why)
+        self.why = why
 
-    Returns the counters dict (with ``stopped`` set, and ``signal`` for a signal, if it ended
-    early).
+
+class Loop:
+    """The mechanics of a script's own training loop: epoch order, progress bar, checkpoints,
+    resume, signals and the counters the log records. The script keeps its updates and its
+    epoch end, as the original wrote them::
+
+        with train.Loop(run, groups, ntrain=ntrain, nbatch=nbatch,
+                        nepochs=niter+niter_decay) as loop:
+            for epoch in loop.epochs():
+                for imb, in loop.batches(fetch):
+                    ...
+                    loop.cost = _train_g(imb, zmb)   # every update sets the costs it returns
+                loop.log(**scores)                    # the epoch end: scores, samples, lr, ...
+        return loop.result
+
+    - ``groups``: name -> shared variables (parameters, optimizer state, the learning rate): all
+      go in the checkpoint. ``fetch(indices)`` returns a batch (a tuple of arrays) for sorted
+      example indices; the epoch order is ``rng.np_rng.permutation(ntrain)``, the last batch may
+      be partial.
+    - ``epochs()`` yields the epoch number (the original's ``n_epochs`` before its epoch end);
+      when the body (the script's epoch end) is done, the checkpoint is written.
+    - The run's flags (``run.config``) say how to run: ``resume`` continues from
+      ``run.checkpoint_path``, at any update; ``max_updates`` > 0 stops with a checkpoint after
+      that many updates in this process; ``checkpoint_every`` > 0 also saves every that many
+      seconds. Ctrl-C or SIGTERM stops at the next update or epoch end
+      with a checkpoint and exit status 130 / 143; a second one stops at once.
+    - A cost or parameter that is not finite stops the run without saving. A bad checkpoint, a
+      loss that is not finite or a failed write prints ``error: ...`` and exits with status 2.
+
+    ``n_updates``, ``n_examples``, ``seconds`` and ``cost`` (the last update's costs) are the
+    counters; ``result`` (after the block) is them as a dict, with ``stopped`` (and ``signal``)
+    when a stop ended it early.
     """
-    groups = dict(groups, lrt=[lrt])
-    counters = dict(epoch=0, batch=0, n_updates=0, n_examples=0, n_epochs=0, seconds=0.,
-                    cost=None)
-    perm = None
-    if resume:
-        saved = run.saved if run.saved is not None else read_checkpoint(run.checkpoint_path)
-        counters, perm = restore_checkpoint(run.checkpoint_path, saved, groups)
-        counters.setdefault("cost", None)
-        run.saved = None
-        tqdm.write(f"resumed from {run.checkpoint_path}: epoch {counters['epoch'] + 1}, "
-                   f"update {counters['n_updates']}")
-    run.begin(keep_before_epoch=counters["n_epochs"] if resume else None)
-    nepochs = niter + niter_decay
-    nb = -(-ntrain // nbatch)
-    t0 = time.time() - counters["seconds"]
-    last_save = time.time()
-    saved_update = counters["n_updates"] if resume else None
-    done_here = 0
-    cost = counters["cost"]
 
-    def checkpoint():
-        nonlocal saved_update
-        counters["seconds"] = time.time() - t0
-        if not _finite(v.get_value(borrow=True) for vs in groups.values() for v in vs):
-            raise Diverged(f"update {counters['n_updates']}: parameters are not finite")
-        stop.saving = True
+    def __init__(self, run, groups, *, ntrain, nbatch, nepochs):
+        options = run.config or {}
+        self.run = run
+        self.groups = dict(groups)
+        self.ntrain, self.nbatch, self.nepochs = ntrain, nbatch, nepochs
+        self.resume = bool(options.get('resume', False))
+        self.max_updates = options.get('max_updates', 0)
+        self.checkpoint_every = options.get('checkpoint_every', 0.)
+        self.counters = dict(epoch=0, batch=0, n_updates=0, n_examples=0, n_epochs=0,
+                             seconds=0., cost=None)
+        self.perm = None
+        self.result = None
+        self._stop = _StopRequest()
+        self._saved_update = None
+        self._done_here = 0
+        self._new_cost = None
+
+    n_updates = property(lambda self: self.counters['n_updates'])
+    n_examples = property(lambda self: self.counters['n_examples'])
+    seconds = property(lambda self: time.time() - self._t0)
+
+    @property
+    def cost(self):
+        """The last update's costs (a list of floats; None before the first update)."""
+        return self.counters['cost']
+
+    @cost.setter
+    def cost(self, values):
+        self._new_cost = values
+
+    def log(self, line=None, **scores):
+        """Write the epoch's ndjson record: the counters (``n_epochs`` the epoch, ``n_updates``,
+        ``n_examples``, ``n_seconds``), ``scores``, then the last update's ``g_cost`` and
+        ``d_cost``; print ``line``, by default ``log_line`` of the record. Returns the record."""
+        c = self.counters
+        record = dict(n_epochs=c['epoch'], n_updates=c['n_updates'], n_examples=c['n_examples'],
+                      n_seconds=self.seconds, **scores, g_cost=c['cost'][0], d_cost=c['cost'][1])
+        print(line or log_line(record), flush=True)
+        self.run.log(record)
+        return record
+
+    def __enter__(self):
+        run = self.run
+        self._stop.__enter__()
         try:
-            save_checkpoint(run.checkpoint_path, groups, counters, perm, run.config)
+            if self.resume:
+                saved = run.saved if run.saved is not None else read_checkpoint(run.checkpoint_path)
+                self.counters, self.perm = restore_checkpoint(run.checkpoint_path, saved,
+                                                              self.groups)
+                self.counters.setdefault('cost', None)
+                run.saved = None
+                self._saved_update = self.counters['n_updates']
+                tqdm.write(f"resumed from {run.checkpoint_path}: epoch "
+                           f"{self.counters['epoch'] + 1}, update {self.counters['n_updates']}")
+            run.begin(keep_before_epoch=self.counters['n_epochs'] if self.resume else None)
+        except BaseException as e:
+            if not self.__exit__(type(e), e, e.__traceback__):
+                raise
+        self._t0 = time.time() - self.counters['seconds']
+        self._last_save = time.time()
+        return self
+
+    def epochs(self):
+        """Yield each epoch still to run; checkpoint after the body (the epoch end)."""
+        c = self.counters
+        while c['epoch'] < self.nepochs:
+            yield c['epoch']
+            c['n_epochs'] += 1
+            c['epoch'] += 1
+            c['batch'] = 0
+            self._checkpoint()
+            if self._stop.signal is not None:
+                raise _Stopped(signal.Signals(self._stop.signal).name)
+
+    def batches(self, fetch):
+        """Yield the epoch's batches, ``fetch(sorted indices)``, from where it stands."""
+        c = self.counters
+        nb = -(-self.ntrain // self.nbatch)
+        if c['batch'] == 0 or self.perm is None:
+            self.perm = rng.np_rng.permutation(self.ntrain)
+        bar = tqdm(total=nb, initial=c['batch'], dynamic_ncols=True,
+                   desc=f"epoch {c['epoch'] + 1}/{self.nepochs}", file=sys.stderr)
+        try:
+            while c['batch'] < nb:
+                b = c['batch']
+                # PORT: indices sorted within a batch (HDF5 reads need increasing indices); the
+                # batch's content is the same, and batch statistics do not depend on order.
+                batch = fetch(np.sort(self.perm[b * self.nbatch:(b + 1) * self.nbatch]))
+                self._new_cost = None
+                yield batch
+                cost = self._new_cost
+                c['n_updates'] += 1
+                if cost is not None:
+                    if not _finite(cost):
+                        raise Diverged(f"update {c['n_updates']}: the loss is not finite "
+                                       f"(costs {[float(v) for v in cost]})")
+                    c['cost'] = [float(v) for v in cost]
+                    bar.set_postfix(g=f"{c['cost'][0]:.3f}", d=f"{c['cost'][1]:.3f}",
+                                    refresh=False)
+                c['n_examples'] += len(batch[0])
+                c['batch'] += 1
+                self._done_here += 1
+                bar.update(1)
+                if self._stop.signal is not None or (self.max_updates
+                                                     and self._done_here >= self.max_updates):
+                    bar.close()
+                    self._checkpoint()
+                    raise _Stopped(signal.Signals(self._stop.signal).name
+                                   if self._stop.signal is not None
+                                   else f"--max_updates={self.max_updates}")
+                if self.checkpoint_every and time.time() - self._last_save > self.checkpoint_every:
+                    self._checkpoint()
         finally:
-            stop.saving = False
-        saved_update = counters["n_updates"]
+            bar.close()
 
-    def stopped(why):
-        tqdm.write(f"stopped ({why}) after update {counters['n_updates']}: checkpoint saved to "
-                   f"{run.checkpoint_path}; continue with --resume")
-        return dict(counters, stopped=why, signal=stop.signal)
-
-    with _StopRequest() as stop:
+    def _checkpoint(self):
+        c = self.counters
+        c['seconds'] = time.time() - self._t0
+        if not _finite(v.get_value(borrow=True) for vs in self.groups.values() for v in vs):
+            raise Diverged(f"update {c['n_updates']}: parameters are not finite")
+        self._stop.saving = True
         try:
-            while counters["epoch"] < nepochs:
-                if counters["batch"] == 0 or perm is None:
-                    perm = rng.np_rng.permutation(ntrain)
-                bar = tqdm(total=nb, initial=counters["batch"], dynamic_ncols=True,
-                           desc=f"epoch {counters['epoch'] + 1}/{nepochs}", file=sys.stderr)
-                while counters["batch"] < nb:
-                    b = counters["batch"]
-                    # PORT: indices sorted within a batch (HDF5 reads need increasing indices); the
-                    # batch's content is the same, and batch statistics do not depend on order.
-                    batch = fetch(np.sort(perm[b * nbatch:(b + 1) * nbatch]))
-                    cost = update(batch, counters["n_updates"])
-                    counters["n_updates"] += 1
-                    if cost is not None:
-                        if not _finite(cost):
-                            bar.close()
-                            raise Diverged(f"update {counters['n_updates']}: the loss is not "
-                                           f"finite (costs {[float(c) for c in cost]})")
-                        counters["cost"] = [float(c) for c in cost]
-                    counters["n_examples"] += len(batch[0])
-                    counters["batch"] += 1
-                    done_here += 1
-                    bar.update(1)
-                    if cost is not None:
-                        bar.set_postfix(g=f"{float(cost[0]):.3f}", d=f"{float(cost[1]):.3f}",
-                                        refresh=False)
-                    if stop.signal is not None or (max_updates and done_here >= max_updates):
-                        bar.close()
-                        checkpoint()
-                        return stopped(signal.Signals(stop.signal).name if stop.signal is not None
-                                       else f"--max_updates={max_updates}")
-                    if checkpoint_every and time.time() - last_save > checkpoint_every:
-                        checkpoint()
-                        last_save = time.time()
-                bar.close()
-                record = epoch_end(counters["n_epochs"], counters["n_updates"],
-                                   counters["n_examples"], time.time() - t0, cost)
-                if record is not None:
-                    run.log(record)
-                counters["n_epochs"] += 1
-                if counters["n_epochs"] > niter:
-                    lrt.set_value(floatX(lrt.get_value() - lr / niter_decay))
-                if counters["n_epochs"] in save_epochs:
-                    save_params(counters["n_epochs"])
-                counters["epoch"] += 1
-                counters["batch"] = 0
-                checkpoint()
-                last_save = time.time()
-                if stop.signal is not None:
-                    return stopped(signal.Signals(stop.signal).name)
-        except Diverged as e:
-            kept = (f"the last checkpoint ({run.checkpoint_path}, update {saved_update}) is kept"
-                    if saved_update is not None else "no checkpoint was saved")
-            raise Diverged(f"{e}; stopped without saving: {kept}") from None
-        except KeyboardInterrupt as e:
-            signum = getattr(e, "signum", signal.SIGINT)
-            kept = (f"--resume continues from update {saved_update} ({run.checkpoint_path})"
-                    if saved_update is not None else "no checkpoint was saved")
+            save_checkpoint(self.run.checkpoint_path, self.groups, c, self.perm, self.run.config)
+        finally:
+            self._stop.saving = False
+        self._saved_update = c['n_updates']
+        self._last_save = time.time()
+
+    def __exit__(self, kind, e, tb):
+        self._stop.__exit__(kind, e, tb)
+        run, saved = self.run, self._saved_update
+        if e is None:
+            self.result = dict(self.counters)
+            return False
+        if isinstance(e, _Stopped):
+            tqdm.write(f"stopped ({e.why}) after update {self.n_updates}: checkpoint saved to "
+                       f"{run.checkpoint_path}; continue with --resume")
+            self.result = dict(self.counters, stopped=e.why, signal=self._stop.signal)
+            if self._stop.signal is not None:  # after its checkpoint: 130 / 143
+                raise SystemExit(128 + self._stop.signal) from None
+            return True
+        if isinstance(e, Diverged):
+            kept = (f"the last checkpoint ({run.checkpoint_path}, update {saved}) is kept"
+                    if saved is not None else "no checkpoint was saved")
+            flags.fail(f"{e}; stopped without saving: {kept}")
+        if isinstance(e, (CheckpointError, DataError)):  # DataError: a batch that cannot be read
+            flags.fail(e)
+        if isinstance(e, OSError):  # a full disk, a folder made read-only mid-run
+            flags.fail(f"{e.filename or run.out_dir}: {e.strerror or e}")
+        if isinstance(e, KeyboardInterrupt):
+            signum = getattr(e, 'signum', signal.SIGINT)
+            kept = (f"--resume continues from update {saved} ({run.checkpoint_path})"
+                    if saved is not None else "no checkpoint was saved")
             print(f"\nstopped at once ({signal.Signals(signum).name} twice): {kept}",
                   file=sys.stderr)
             raise SystemExit(128 + signum) from None
-    return counters
-
-
-def fit_gan(run, gen_params, discrim_params, g_updater, d_updater, **fit_kwargs):
-    """``fit`` for a GAN: ``<epoch>_{gen,discrim}_params.npz`` at the save epochs, both parameter
-    lists and both updaters' state in the checkpoint. ``fit_kwargs``: the rest of ``fit``'s
-    arguments. A bad checkpoint, a loss that is not finite or a failed write prints ``error: ...``
-    and exits with status 2; a run stopped by SIGINT or SIGTERM exits with 130 or 143 after
-    its checkpoint."""
-    from lib.params import save_params
-
-    def save(n_epochs):
-        save_params(gen_params, run.model_dir / f'{n_epochs}_gen_params.npz')
-        save_params(discrim_params, run.model_dir / f'{n_epochs}_discrim_params.npz')
-
-    print(run.desc.upper())
-    groups = dict(gen=gen_params, discrim=discrim_params,
-                  g_opt=g_updater.state, d_opt=d_updater.state)
-    try:
-        result = fit(run, groups=groups, save_params=save, **fit_kwargs)
-    except (CheckpointError, Diverged) as e:
-        flags.fail(e)
-    except OSError as e:  # a full disk, a folder made read-only mid-run: the last checkpoint stays
-        flags.fail(f"{e.filename or run.out_dir}: {e.strerror or e}")
-    if result.get("signal") is not None:  # a signal stopped it, after saving: 130 / 143
-        raise SystemExit(128 + result["signal"])
-    return result
+        return False
 
 
 # --------------------------------------------------------------------------------------------
-# The unconditional GAN driver (faces, imagenet, svhn)
+# What the scripts share around their loops
 # --------------------------------------------------------------------------------------------
+
+def describe(run, data, ntrain, nval, gen_params, discrim_params, model, backend_name):
+    """Print the run's first line: ``data: ... | model: ... | backend: ... | output: ...``."""
+    from lib.backend import describe_mode
+    print(f'data: {data}, {ntrain} training images, {nval} validation | model: G '
+          f'{count_params(gen_params):,} params, D {count_params(discrim_params):,} ({model}) | '
+          f'backend: {describe_mode(backend_name)} | output: {run.out_dir}', flush=True)
+
 
 def grid_side(n):
     """Side of the smallest square grid holding ``n`` images."""
     return int(np.ceil(np.sqrt(n)))
 
 
-def train_uncond(*, run, vaX, fetch, ntrain, transform, inverse_transform,
-                 init_params, build, mode, backend_name, draw_z, nvis, k, nbatch, niter,
-                 niter_decay, lr, n_nnd, save_epochs, resume, max_updates, checkpoint_every,
-                 data_desc, model_desc, grids, close=None, measures=None):
-    """The original faces script's main loop, shared by every unconditional DCGAN script.
+def nnd_scores(vaX, n, gen_batch, nbatch=128, sizes=(1000, 10000, 100000)):
+    """The original's per-epoch nnd scores: ``{'1k_va_nnd': ..., '10k_va_nnd': ...,
+    '100k_va_nnd': ...}`` of ``n`` samples (``gen_batch(m)`` generates m of them) against the
+    validation images ``vaX``; a size past ``n`` is None.
 
-    ``run``: the script's ``open_run``. The script loads its data (``vaX``: the transformed
-    validation images; ``fetch(indices)``: a training batch tuple; ``close()``, if given, runs
-    after training) and passes its model:
-    ``init_params()`` -> (gen_params, discrim_params), drawn here after the caller's
-    ``rng.set_seed``; ``build(gen_params, discrim_params, mode)`` -> (_train_g, _train_d, _gen,
-    g_updater, d_updater, lrt); ``draw_z(n)`` -> (z,) from ``rng.np_rng`` (the sample z, the
-    nnd samples' and each update's z). ``grids(nvis, nshow)`` gives the (rows, cols) of the
-    real-image grid and of the per-epoch sample grid. The first line printed is
-    ``data: <data_desc>, ... | model: ... (<model_desc>) | backend: ... | output: ...``.
-
-    Draw order: init_params; py_rng.sample of the shown validation images; the nvis sample z;
-    then fit's (epoch permutations, per-update z, nnd z). Returns ``fit_gan``'s counters.
+    The samples stream through the scores (``StreamedNNDScores``): one block is held, not all.
     """
-    from lib.backend import describe_mode
     from lib.metrics import StreamedNNDScores
-    from lib.vis import color_grid_vis
-
-    desc = run.desc
-
-    gen_params, discrim_params = init_params()
-    print(f'data: {data_desc}, {ntrain} training images, {len(vaX)} validation | '
-          f'model: G {count_params(gen_params):,} params, D {count_params(discrim_params):,} '
-          f'({model_desc}) | backend: {describe_mode(backend_name)} | output: {run.out_dir}',
-          flush=True)
-
-    print('COMPILING')
-    t = time.time()
-    _train_g, _train_d, _gen, g_updater, d_updater, lrt = build(gen_params, discrim_params, mode)
-    print('%.2f seconds to compile theano functions' % (time.time()-t))
-
-    nshow = min(nvis, len(vaX))
-    etl_grid, sample_grid = grids(nvis, nshow)
-    vis_idxs = rng.py_rng.sample(range(len(vaX)), nshow)
-    color_grid_vis(inverse_transform(vaX[vis_idxs]), etl_grid,
-                   str(run.samples_dir.parent / f'{desc}_etl_test.png'))
-
-    sample_zmb, = draw_z(nvis)
+    # PORT: the original kept all n samples (100k images: 4.9 GB at 64 px) and scored prefixes
+    # of them; the streamed scores are the same numbers.
+    stream = StreamedNNDScores(vaX, sizes, metric='euclidean')
+    for m in gen_sizes(n, nbatch):
+        stream.add(np.asarray(gen_batch(m)))
+    return {f'{k // 1000}k_va_nnd': v for k, v in stream.scores().items()}
 
 
-    def update(batch, n_updates):
-        imb = transform(batch[0])
-        zmb, = draw_z(len(imb))
-        if n_updates % (k+1) == 0:
-            return _train_g(imb, zmb)
-        return _train_d(imb, zmb)
-
-    def epoch_end(n_epochs, n_updates, n_examples, seconds, cost):
-        g_cost = float(cost[0])
-        d_cost = float(cost[1])
-        # PORT: the original kept all n_nnd samples (100k images: 4.9 GB at 64 px) and scored
-        # prefixes of them; here they stream through the same scores in blocks (lib.metrics).
-        # Scores over more samples than --n_nnd generated are logged as null.
-        stream = StreamedNNDScores(vaX, (1000, 10000, 100000), metric='euclidean')
-        for m in gen_sizes(n_nnd):
-            zmb, = draw_z(m)
-            stream.add(np.asarray(_gen(zmb)))
-        nnd = {f'{n // 1000}k_va_nnd': v for n, v in stream.scores().items()}
-        log = dict(n_epochs=n_epochs, n_updates=n_updates, n_examples=n_examples,
-                   n_seconds=seconds, **nnd, g_cost=g_cost, d_cost=d_cost)
-        shown = ' '.join('%.2f' % v if v is not None else '-' for v in nnd.values())
-        if measures is not None:
-            measured = measures(_gen)
-            log.update(measured)
-            shown += ''.join(f' {k} {v:.3f}' for k, v in measured.items()
-                             if k in ('fd', 'precision', 'recall'))
-        tqdm.write('%.0f %s %.4f %.4f' % (n_epochs, shown, g_cost, d_cost))
-        samples = np.asarray(_gen(sample_zmb))
-        color_grid_vis(inverse_transform(samples), sample_grid,
-                       str(run.samples_dir / f'{n_epochs}.png'))
-        return log
-
-    try:
-        return fit_gan(
-            run, gen_params, discrim_params, g_updater, d_updater, update=update, fetch=fetch,
-            ntrain=ntrain, nbatch=nbatch, niter=niter, niter_decay=niter_decay, lr=lr, lrt=lrt,
-            epoch_end=epoch_end, save_epochs=save_epochs,
-            resume=resume, max_updates=max_updates, checkpoint_every=checkpoint_every)
-    finally:
-        if close is not None:
-            close()
+def log_line(log):
+    """The original's printed epoch line from a log record: the epoch, the nnd scores ('-' past
+    the samples), this project's fd, precision and recall where logged, g_cost and d_cost."""
+    shown = ['%.0f' % log['n_epochs']]
+    shown += ['%.2f' % v if v is not None else '-' for k, v in log.items() if k.endswith('_va_nnd')]
+    shown += [f'{k} {log[k]:.3f}' for k in ('fd', 'precision', 'recall') if k in log]
+    return ' '.join(shown + ['%.4f' % log['g_cost'], '%.4f' % log['d_cost']])

@@ -14,19 +14,17 @@ epochs before it (the original's numbering): ``0.png`` is Fig. 2 (after one pass
 same epochs. ``--drop``: keys to leave out, lsun/dedup.py's list (the paper removed near
 duplicates first); by default the list lsun/dedup.py writes for --data, when there is one.
 """
-import sys
 from pathlib import Path
+from time import time
 
-import pytensor
-import pytensor.tensor as T
+import numpy as np
 
-from lib import activations
-from lib import updates
-from lib import inits
 from lib import rng
-from lib.ops import batchnorm, deconv, dnn_conv
-from lib.theano_utils import floatX, sharedX
-from lib.costs import binary_crossentropy
+from lib import gan, models64
+from lib.models64 import gen, discrim
+from lib.theano_utils import floatX
+from lib.vis import color_grid_vis
+from lib.params import save_params
 from lib import flags, train
 from lib.backend import get_mode, resolve_backend
 from lib.data_image import DataError
@@ -76,119 +74,27 @@ dry_run = False         # two minibatches of --data, then stop (smoke test)
 max_updates = 0         # stop with a checkpoint after this many updates (0 = no limit)
 checkpoint_every = 600.  # seconds between mid-epoch checkpoints (0 = at epoch ends only)
 
-FLAGS = ['k', 'l2', 'nvis', 'b1', 'nc', 'nbatch', 'npx', 'nz', 'ngf', 'ndf', 'niter',
-         'niter_decay', 'lr', 'ntrain', 'data', 'drop', 'nval', 'n_nnd', 'out_dir', 'seed',
-         'backend', 'resume', 'overwrite', 'dry_run', 'max_updates', 'checkpoint_every']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals(), derived=['nx'])  # every value above is a --flag
 
 desc = 'uncond_dcgan'
 save_epochs = [1, 2, 3, 4, 5, 10, 15, 20, 25]
 
-relu = activations.Rectify()
-sigmoid = activations.Sigmoid()
-lrelu = activations.LeakyRectify()
-tanh = activations.Tanh()
-bce = binary_crossentropy
-
-gifn = inits.Normal(scale=0.02)
-difn = inits.Normal(scale=0.02)
-gain_ifn = inits.Normal(loc=1., scale=0.02)
-bias_ifn = inits.Constant(c=0.)
-
 
 def init_params():
-    """The bedroom model's parameters: (gen_params, discrim_params), drawn from lib.rng."""
-    gw  = gifn((nz, ngf*8*4*4), 'gw')
-    gg = gain_ifn((ngf*8*4*4), 'gg')
-    gb = bias_ifn((ngf*8*4*4), 'gb')
-    gw2 = gifn((ngf*8, ngf*4, 5, 5), 'gw2')
-    gg2 = gain_ifn((ngf*4), 'gg2')
-    gb2 = bias_ifn((ngf*4), 'gb2')
-    gw3 = gifn((ngf*4, ngf*2, 5, 5), 'gw3')
-    gg3 = gain_ifn((ngf*2), 'gg3')
-    gb3 = bias_ifn((ngf*2), 'gb3')
-    gw4 = gifn((ngf*2, ngf, 5, 5), 'gw4')
-    gg4 = gain_ifn((ngf), 'gg4')
-    gb4 = bias_ifn((ngf), 'gb4')
-    gwx = gifn((ngf, nc, 5, 5), 'gwx')
-
-    dw  = difn((ndf, nc, 5, 5), 'dw')
-    dw2 = difn((ndf*2, ndf, 5, 5), 'dw2')
-    dg2 = gain_ifn((ndf*2), 'dg2')
-    db2 = bias_ifn((ndf*2), 'db2')
-    dw3 = difn((ndf*4, ndf*2, 5, 5), 'dw3')
-    dg3 = gain_ifn((ndf*4), 'dg3')
-    db3 = bias_ifn((ndf*4), 'db3')
-    dw4 = difn((ndf*8, ndf*4, 5, 5), 'dw4')
-    dg4 = gain_ifn((ndf*8), 'dg4')
-    db4 = bias_ifn((ndf*8), 'db4')
-    dwy = difn((ndf*8*4*4, 1), 'dwy')
-
-    gen_params = [gw, gg, gb, gw2, gg2, gb2, gw3, gg3, gb3, gw4, gg4, gb4, gwx]
-    discrim_params = [dw, dw2, dg2, db2, dw3, dg3, db3, dw4, dg4, db4, dwy]
-    return gen_params, discrim_params
-
-
-def gen(Z, w, g, b, w2, g2, b2, w3, g3, b3, w4, g4, b4, wx):
-    h = relu(batchnorm(T.dot(Z, w), g=g, b=b))                                            # (n, ngf*8*4*4)
-    h = h.reshape((h.shape[0], ngf*8, 4, 4))                                              # (n, ngf*8, 4, 4)
-    h2 = relu(batchnorm(deconv(h, w2, subsample=(2, 2), border_mode=(2, 2)), g=g2, b=b2))  # (n, ngf*4, 8, 8)
-    h3 = relu(batchnorm(deconv(h2, w3, subsample=(2, 2), border_mode=(2, 2)), g=g3, b=b3))  # (n, ngf*2, 16, 16)
-    h4 = relu(batchnorm(deconv(h3, w4, subsample=(2, 2), border_mode=(2, 2)), g=g4, b=b4))  # (n, ngf, 32, 32)
-    x = tanh(deconv(h4, wx, subsample=(2, 2), border_mode=(2, 2)))                        # (n, nc, 64, 64)
-    return x
-
-
-def discrim(X, w, w2, g2, b2, w3, g3, b3, w4, g4, b4, wy):
-    h = lrelu(dnn_conv(X, w, subsample=(2, 2), border_mode=(2, 2)))                          # (n, ndf, 32, 32)
-    h2 = lrelu(batchnorm(dnn_conv(h, w2, subsample=(2, 2), border_mode=(2, 2)), g=g2, b=b2))  # (n, ndf*2, 16, 16)
-    h3 = lrelu(batchnorm(dnn_conv(h2, w3, subsample=(2, 2), border_mode=(2, 2)), g=g3, b=b3))  # (n, ndf*4, 8, 8)
-    h4 = lrelu(batchnorm(dnn_conv(h3, w4, subsample=(2, 2), border_mode=(2, 2)), g=g4, b=b4))  # (n, ndf*8, 4, 4)
-    h4 = T.flatten(h4, 2)                                                                    # (n, ndf*8*4*4)
-    y = sigmoid(T.dot(h4, wy))                                                               # (n, 1)
-    return y
+    """The faces model's parameters (lib/models64.py) at this script's widths:
+    (gen_params, discrim_params), drawn from lib.rng."""
+    return models64.init_params(nz, ngf, ndf, nc)
 
 
 def build(gen_params, discrim_params, mode):
-    """The costs, Adam updaters and compiled functions of faces/train_uncond_dcgan.py.
-
-    Returns (_train_g, _train_d, _gen, g_updater, d_updater, lrt). Each training function
-    returns [g_cost, d_cost, g_cost_d, d_cost_real, d_cost_gen] computed before its update.
-    """
-    X = T.tensor4()
-    Z = T.matrix()
-
-    gX = gen(Z, *gen_params)
-
-    p_real = discrim(X, *discrim_params)
-    p_gen = discrim(gX, *discrim_params)
-
-    # D update: maximise log D(x) + log(1 - D(G(z))); G update: maximise log D(G(z)).
-    d_cost_real = bce(p_real, T.ones(p_real.shape)).mean()
-    d_cost_gen = bce(p_gen, T.zeros(p_gen.shape)).mean()
-    g_cost_d = bce(p_gen, T.ones(p_gen.shape)).mean()
-
-    d_cost = d_cost_real + d_cost_gen
-    g_cost = g_cost_d
-
-    cost = [g_cost, d_cost, g_cost_d, d_cost_real, d_cost_gen]
-
-    lrt = sharedX(lr)
-    d_updater = updates.Adam(lr=lrt, b1=b1, regularizer=updates.Regularizer(l2=l2))
-    g_updater = updates.Adam(lr=lrt, b1=b1, regularizer=updates.Regularizer(l2=l2))
-    d_updates = d_updater(discrim_params, d_cost)
-    g_updates = g_updater(gen_params, g_cost)
-
-    _train_g = pytensor.function([X, Z], cost, updates=g_updates, mode=mode)
-    _train_d = pytensor.function([X, Z], cost, updates=d_updates, mode=mode)
-    _gen = pytensor.function([Z], gX, mode=mode)
-    return _train_g, _train_d, _gen, g_updater, d_updater, lrt
+    """The costs, Adam updaters and compiled functions of faces/train_uncond_dcgan.py (lib/gan.py):
+    (_train_g, _train_d, _gen, g_updater, d_updater, lrt)."""
+    return gan.build(gen, discrim, gen_params, discrim_params, lr=lr, b1=b1, l2=l2, mode=mode)
 
 
 def main(argv=None):
-    """Train with ``--name=value`` overrides; returns lib.train.fit's counters."""
+    """Train with ``--name=value`` overrides; returns the loop's counters (lib.train.Loop)."""
     global ntrain, nval, niter, niter_decay, n_nnd, nx
-    globals().update(DEFAULTS)  # PORT: every call starts from the defaults, then the flags
     config = train.configure(globals(), FLAGS, argv)
     if not data:
         flags.fail(f'--data: required. {WHERE}')
@@ -219,36 +125,61 @@ def main(argv=None):
         elif drop == 'auto':
             print(f'no de-duplication list for {data} (the paper removed near duplicates first: '
                   f'python lsun/dedup.py --data={data})', flush=True)
-
-        def grids(nvis, nshow):
-            side = train.grid_side(nshow)
-            return (side, side), (14, 14) if nvis == 196 else (side, side)
-
-        def fetch(idx):
-            imb = tr_data.get(idx)
-            if not len(imb):
-                raise DataError(f'{data}: no entry of a whole minibatch decodes (keys '
-                                f'{tr_data.skipped[-1]!r} and others); is the database damaged?')
-            return (imb,)
-
-        def close():
-            if tr_data.n_skipped:
-                print(f'skipped {tr_data.n_skipped} undecodable entries of {data} (e.g. key '
-                      f'{tr_data.skipped[0]!r})', flush=True)
-            tr_data.close()
-
-        return train.train_uncond(
-            run=run, vaX=vaX, fetch=fetch, close=close,
-            ntrain=ntrain, transform=transform, inverse_transform=inverse_transform,
-            init_params=init_params, build=build, mode=mode, backend_name=name,
-            draw_z=lambda n: (floatX(rng.np_rng.uniform(-1., 1., size=(n, nz))),),
-            nvis=nvis, k=k, nbatch=nbatch, niter=niter, niter_decay=niter_decay, lr=lr,
-            n_nnd=n_nnd, save_epochs=save_epochs, resume=resume, max_updates=max_updates,
-            checkpoint_every=checkpoint_every,
-            data_desc=f'LSUN {data} ({len(tr_data)} images)', model_desc=f'ngf={ngf}, ndf={ndf}, '
-            f'npx={npx}', grids=grids)
     except DataError as e:
         flags.fail(e)
+
+    def fetch(idx):
+        imb = tr_data.get(idx)
+        if not len(imb):
+            raise DataError(f'{data}: no entry of a whole minibatch decodes (keys '
+                            f'{tr_data.skipped[-1]!r} and others); is the database damaged?')
+        return (imb,)
+
+    gen_params, discrim_params = init_params()
+    train.describe(run, f'LSUN {data} ({len(tr_data)} images)', ntrain, len(vaX), gen_params,
+                   discrim_params, f'ngf={ngf}, ndf={ndf}, npx={npx}', name)
+
+    print('COMPILING')
+    t = time()
+    _train_g, _train_d, _gen, g_updater, d_updater, lrt = build(gen_params, discrim_params, mode)
+    print('%.2f seconds to compile theano functions' % (time()-t))
+
+    vis_idxs = rng.py_rng.sample(range(len(vaX)), min(nvis, len(vaX)))
+    color_grid_vis(inverse_transform(vaX[vis_idxs]), (train.grid_side(len(vis_idxs)),)*2,
+                   str(run.samples_dir.parent / f'{desc}_etl_test.png'))
+
+    sample_zmb = floatX(rng.np_rng.uniform(-1., 1., size=(nvis, nz)))
+
+    def gen_samples(n):
+        return _gen(floatX(rng.np_rng.uniform(-1., 1., size=(n, nz))))
+
+    print(desc.upper())
+    groups = dict(gen=gen_params, discrim=discrim_params, g_opt=g_updater.state,
+                  d_opt=d_updater.state, lrt=[lrt])
+    with train.Loop(run, groups, ntrain=ntrain, nbatch=nbatch, nepochs=niter+niter_decay) as loop:
+        for epoch in loop.epochs():
+            for imb, in loop.batches(fetch):
+                imb = transform(imb)
+                zmb = floatX(rng.np_rng.uniform(-1., 1., size=(len(imb), nz)))
+                if loop.n_updates % (k+1) == 0:
+                    loop.cost = _train_g(imb, zmb)
+                else:
+                    loop.cost = _train_d(imb, zmb)
+            loop.log(**train.nnd_scores(vaX, n_nnd, gen_samples))
+            samples = np.asarray(_gen(sample_zmb))
+            color_grid_vis(inverse_transform(samples), (train.grid_side(nvis),)*2,
+                           str(run.samples_dir / f'{epoch}.png'))
+            n_epochs = epoch + 1
+            if n_epochs > niter:
+                lrt.set_value(floatX(lrt.get_value() - lr/niter_decay))
+            if n_epochs in save_epochs:
+                save_params(gen_params, run.model_dir / f'{n_epochs}_gen_params.npz')
+                save_params(discrim_params, run.model_dir / f'{n_epochs}_discrim_params.npz')
+    if tr_data.n_skipped:
+        print(f'skipped {tr_data.n_skipped} undecodable entries of {data} (e.g. key '
+              f'{tr_data.skipped[0]!r})', flush=True)
+    tr_data.close()
+    return loop.result
 
 
 if __name__ == '__main__':

@@ -15,21 +15,20 @@ from pathlib import Path
 from time import time
 
 import numpy as np
-import pytensor
 import pytensor.tensor as T
 
 from lib import activations
-from lib import updates
+from lib import gan
 from lib import inits
 from lib import rng
 from lib.vis import grayscale_grid_vis
 from lib.ops import batchnorm, conv_cond_concat, deconv, dnn_conv
-from lib.theano_utils import floatX, sharedX
+from lib.theano_utils import floatX
 from lib.data_utils import OneHot
-from lib.metrics import nnc_score, nnd_score
-from lib.costs import binary_crossentropy
+from lib.metrics import StreamedNNDScores
+from lib.params import save_params
 from lib import flags, train
-from lib.backend import describe_mode, get_mode, resolve_backend
+from lib.backend import get_mode, resolve_backend
 from lib.data_image import exit_on_data_error
 
 from mnist.load import has_mnist, mnist_with_valid_set
@@ -66,9 +65,7 @@ dry_run = False         # two minibatches, then stop (smoke test)
 max_updates = 0         # stop with a checkpoint after this many updates (0 = no limit)
 checkpoint_every = 600.  # seconds between mid-epoch checkpoints (0 = at epoch ends only)
 
-FLAGS = ['k', 'l2', 'b1', 'nc', 'ny', 'nbatch', 'npx', 'nz', 'ngfc', 'ndfc', 'ngf', 'ndf',
-         'niter', 'niter_decay', 'lr', 'data_dir', 'nval', 'n_samples', 'out_dir', 'seed',
-         'backend', 'resume', 'overwrite', 'dry_run', 'max_updates', 'checkpoint_every']
+FLAGS = flags.declared(globals(), derived=['nx'])  # every value above is a --flag
 
 
 def transform(X):
@@ -86,7 +83,6 @@ save_epochs = [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 150, 200]
 relu = activations.Rectify()
 sigmoid = activations.Sigmoid()
 lrelu = activations.LeakyRectify()
-bce = binary_crossentropy
 
 gifn = inits.Normal(scale=0.02)
 difn = inits.Normal(scale=0.02)
@@ -138,42 +134,13 @@ def discrim(X, Y, w, w2, w3, wy):
 
 
 def build(gen_params, discrim_params, mode):
-    """The original's costs, Adam updaters and compiled functions.
-
-    Returns (_train_g, _train_d, _gen, g_updater, d_updater, lrt). ``_train_g(X, Z, Y)`` and
-    ``_train_d(X, Z, Y)`` return [g_cost, d_cost, g_cost_d, d_cost_real, d_cost_gen] computed
-    before their update; ``_gen(Z, Y)`` returns samples in [0, 1].
-    """
-    X = T.tensor4()
-    Z = T.matrix()
+    """The original's costs, Adam updaters and compiled functions (lib/gan.py), conditioned on
+    the class matrix Y: (_train_g, _train_d, _gen, g_updater, d_updater, lrt). ``_train_g(X, Z,
+    Y)`` and ``_train_d(X, Z, Y)`` return [g_cost, d_cost, g_cost_d, d_cost_real, d_cost_gen]
+    computed before their update; ``_gen(Z, Y)`` returns samples in [0, 1]."""
     Y = T.matrix()
-
-    gX = gen(Z, Y, *gen_params)
-
-    p_real = discrim(X, Y, *discrim_params)
-    p_gen = discrim(gX, Y, *discrim_params)
-
-    # D update: maximise log D(x|y) + log(1 - D(G(z|y)|y)); G update: maximise log D(G(z|y)|y).
-    d_cost_real = bce(p_real, T.ones(p_real.shape)).mean()
-    d_cost_gen = bce(p_gen, T.zeros(p_gen.shape)).mean()
-    g_cost_d = bce(p_gen, T.ones(p_gen.shape)).mean()
-
-    d_cost = d_cost_real + d_cost_gen
-    g_cost = g_cost_d
-
-    cost = [g_cost, d_cost, g_cost_d, d_cost_real, d_cost_gen]
-
-    lrt = sharedX(lr)
-    d_updater = updates.Adam(lr=lrt, b1=b1, regularizer=updates.Regularizer(l2=l2))
-    g_updater = updates.Adam(lr=lrt, b1=b1, regularizer=updates.Regularizer(l2=l2))
-    d_updates = d_updater(discrim_params, d_cost)
-    g_updates = g_updater(gen_params, g_cost)
-    # PORT: the original's `updates = d_updates + g_updates` (unused) shadowed the updates module.
-
-    _train_g = pytensor.function([X, Z, Y], cost, updates=g_updates, mode=mode)
-    _train_d = pytensor.function([X, Z, Y], cost, updates=d_updates, mode=mode)
-    _gen = pytensor.function([Z, Y], gX, mode=mode)
-    return _train_g, _train_d, _gen, g_updater, d_updater, lrt
+    return gan.build(gen, discrim, gen_params, discrim_params, lr=lr, b1=b1, l2=l2, mode=mode,
+                     given=[Y])
 
 
 def class_grid(X, Y, n_per_class=20):
@@ -217,10 +184,8 @@ def main(argv=None):
 
     gen_params, discrim_params = init_params()
     source = 'MNIST' if data_dir or has_mnist() else "scikit-learn's 8x8 digits (NOT MNIST)"
-    print(f'data: {source}, {ntrain} training images, {nval} validation, {ntest} test | model: G '
-          f'{train.count_params(gen_params):,} params, D {train.count_params(discrim_params):,} '
-          f'(ngf={ngf}, ndf={ndf}, ngfc={ngfc}, ndfc={ndfc}) | backend: {describe_mode(name)} | '
-          f'output: {run.out_dir}', flush=True)
+    train.describe(run, source, ntrain, nval, gen_params, discrim_params,
+                   f'ngf={ngf}, ndf={ndf}, ngfc={ngfc}, ndfc={ndfc}', name)
 
     print('COMPILING')
     t = time()
@@ -234,50 +199,52 @@ def main(argv=None):
     sample_zmb = floatX(rng.np_rng.uniform(-1., 1., size=(200, nz)))
     sample_ymb = floatX(OneHot(np.asarray([[i for _ in range(20)] for i in range(10)]).flatten(), ny))
 
-    def draw_zy(n):
-        ymb = floatX(OneHot(rng.np_rng.randint(0, 10, n), ny))
-        zmb = floatX(rng.np_rng.uniform(-1., 1., size=(n, nz)))
-        return zmb, ymb
+    print(desc.upper())
+    groups = dict(gen=gen_params, discrim=discrim_params, g_opt=g_updater.state,
+                  d_opt=d_updater.state, lrt=[lrt])
+    with train.Loop(run, groups, ntrain=ntrain, nbatch=nbatch, nepochs=niter+niter_decay) as loop:
+        for epoch in loop.epochs():
+            for imb, ymb in loop.batches(lambda idx: (trX[idx], trY[idx])):
+                imb = transform(imb)
+                ymb = floatX(OneHot(ymb, ny))
+                zmb = floatX(rng.np_rng.uniform(-1., 1., size=(len(imb), nz)))
+                if loop.n_updates % (k+1) == 0:
+                    loop.cost = _train_g(imb, zmb, ymb)
+                else:
+                    loop.cost = _train_d(imb, zmb, ymb)
+            if epoch % 5 == 0:  # the original's (epoch-1) % 5 == 0 with epoch counted from 1
+                scores = nn_scores(_gen, vaX, vaY)
+                shown = ' '.join(('%.2f' if key.endswith('acc') else '%.4f') % v if v is not None
+                                 else '-' for key, v in scores.items())
+                loop.log('%.0f %s %.4f %.4f' % (epoch+1, shown, *loop.cost[:2]), **scores)
+            samples = np.asarray(_gen(sample_zmb, sample_ymb))
+            grayscale_grid_vis(inverse_transform(samples), (10, 20),
+                               str(run.samples_dir / f'{epoch}.png'))
+            n_epochs = epoch + 1
+            if n_epochs > niter:
+                lrt.set_value(floatX(lrt.get_value() - lr/niter_decay))
+            if n_epochs in save_epochs:
+                save_params(gen_params, run.model_dir / f'{n_epochs}_gen_params.npz')
+                save_params(discrim_params, run.model_dir / f'{n_epochs}_discrim_params.npz')
+    return loop.result
 
-    def update(batch, n_updates):
-        imb, ymb = batch
-        imb = transform(imb)
-        ymb = floatX(OneHot(ymb, ny))
-        zmb = floatX(rng.np_rng.uniform(-1., 1., size=(len(imb), nz)))
-        if n_updates % (k+1) == 0:
-            return _train_g(imb, zmb, ymb)
-        return _train_d(imb, zmb, ymb)
 
-    def epoch_end(n_epochs, n_updates, n_examples, seconds, cost):
-        log = None
-        if n_epochs % 5 == 0:  # the original's (epoch-1) % 5 == 0 with epoch counted from 1
-            g_cost = float(cost[0])
-            d_cost = float(cost[1])
-            gX, (_, gY) = train.gen_samples(n_samples, draw_zy, _gen)
-            gX = gX.reshape(len(gX), -1)
-            gY = np.argmax(gY, axis=1)
-            # PORT: scores over more samples than --n_samples generated are logged as null
-            sizes = (1000, 10000, 100000)
-            nnc = {f'{n // 1000}k_va_nnc_acc': (nnc_score(gX[:n], gY[:n], vaX, vaY, metric='euclidean')
-                                                if n <= len(gX) else None) for n in sizes}
-            nnd = {f'{n // 1000}k_va_nnd': (nnd_score(gX[:n], vaX, metric='euclidean')
-                                            if n <= len(gX) else None) for n in sizes}
-            log = dict(n_epochs=n_epochs, n_updates=n_updates, n_examples=n_examples,
-                       n_seconds=seconds, **nnc, **nnd, g_cost=g_cost, d_cost=d_cost)
-            shown = ' '.join(('%.2f' if key.endswith('acc') else '%.4f') % v if v is not None
-                             else '-' for key, v in {**nnc, **nnd}.items())
-            train.tqdm.write('%.0f %s %.4f %.4f' % (n_epochs+1, shown, g_cost, d_cost))
-        samples = np.asarray(_gen(sample_zmb, sample_ymb))
-        grayscale_grid_vis(inverse_transform(samples), (10, 20),
-                           str(run.samples_dir / f'{n_epochs}.png'))
-        return log
+def nn_scores(_gen, vaX, vaY):
+    """The original's every-5-epochs scores of ``n_samples`` samples of random classes against
+    the validation digits: {'1k_va_nnc_acc': ..., '100k_va_nnc_acc': ..., '1k_va_nnd': ...,
+    '100k_va_nnd': ...}; sizes past the samples are None."""
+    # PORT: the original kept all the samples (100k digits: 313 MB) and scored prefixes of them;
+    # here they stream through the same scores in blocks (lib.metrics.StreamedNNDScores), and
+    # scores over more samples than --n_samples generated are logged as null.
+    stream = StreamedNNDScores(vaX, (1000, 10000, 100000), metric='euclidean', teY=vaY)
+    for m in train.gen_sizes(n_samples):
+        ymb = floatX(OneHot(rng.np_rng.randint(0, 10, m), ny))
+        zmb = floatX(rng.np_rng.uniform(-1., 1., size=(m, nz)))
+        stream.add(np.asarray(_gen(zmb, ymb)), np.argmax(ymb, axis=1))
+    nnc = {f'{n // 1000}k_va_nnc_acc': v for n, v in stream.nnc().items()}
+    nnd = {f'{n // 1000}k_va_nnd': v for n, v in stream.scores().items()}
+    return {**nnc, **nnd}
 
-    return train.fit_gan(
-        run, gen_params, discrim_params, g_updater, d_updater,
-        update=update, fetch=lambda idx: (trX[idx], trY[idx]),
-        ntrain=ntrain, nbatch=nbatch, niter=niter, niter_decay=niter_decay, lr=lr, lrt=lrt,
-        epoch_end=epoch_end, save_epochs=save_epochs,
-        resume=resume, max_updates=max_updates, checkpoint_every=checkpoint_every)
 
 if __name__ == '__main__':
     flags.command(main)

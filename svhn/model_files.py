@@ -37,29 +37,28 @@ def load_model(model_dir, epoch, parts=('gen', 'discrim')):
 
     Returns ``{'gen': gen_params, 'discrim': discrim_params}`` (the ``parts`` asked for) as
     shared variables named gw, gg, ... / dw, dw2, .... The widths (``nz``, ``ngf``, ``ndf``,
-    ``nc``) are read off the first/last arrays and set on svhn.train_uncond_dcgan, whose ``gen``
-    uses them; every array is then checked against the shape the architecture gives it.
+    ``nc``) are read off the first/last arrays; every array is then checked against the shape
+    the architecture gives it at those widths.
     """
     paths = {part: params_path(model_dir, epoch, part) for part in parts}
     arrays = {part: load_params(paths[part]) for part in parts}
     for part, a in arrays.items():
         if not a or any(x.ndim not in (1, 2, 4) for x in a):
             raise DataError(f'{paths[part]}: expected 1-, 2- and 4-D parameter arrays')
+    widths = dict(nz=script.nz, ngf=script.ngf, ndf=script.ndf, nc=script.nc)  # unused parts
     if 'gen' in arrays:
         gw, gwx = arrays['gen'][0], arrays['gen'][-1]
         if gw.ndim != 2 or gwx.ndim != 4:
             raise DataError(f'{paths["gen"]}: first array {gw.shape} / last {gwx.shape}, expected '
                             'gw (nz, ngf*64) and gwx (ngf, nc, 5, 5)')
-        script.nz, script.ngf, script.nc = gw.shape[0], gwx.shape[0], gwx.shape[1]
+        widths.update(nz=gw.shape[0], ngf=gwx.shape[0], nc=gwx.shape[1])
     if 'discrim' in arrays:
         dw = arrays['discrim'][0]
         if dw.ndim != 4:
             raise DataError(f'{paths["discrim"]}: first array {dw.shape}, expected dw (ndf, nc, 5, 5)')
-        script.ndf = dw.shape[0]
-        if 'gen' not in arrays:
-            script.nc = dw.shape[1]
+        widths.update(ndf=dw.shape[0], nc=dw.shape[1] if 'gen' not in arrays else widths['nc'])
     state = rng.np_rng.get_state()
-    gen_params, discrim_params = script.init_params()  # names and shapes; values replaced below
+    gen_params, discrim_params = script.init_params(**widths)  # names and shapes; values below
     rng.np_rng.set_state(state)  # loading a model draws nothing from the project's generator
     out = {}
     for part, params in (('gen', gen_params), ('discrim', discrim_params)):

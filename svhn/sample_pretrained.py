@@ -59,7 +59,8 @@ def main(argv=None):
         flags.fail(f'--out={out}: expected an image file name (.png, .jpg, ...)')
     params = exit_on_data_error(load_model, model_dir or DEFAULT_MODEL_DIR, epoch, parts=('gen',))
     _gen = build_gen(params['gen'], get_mode(resolve_backend(backend)))
-    samples = np.asarray(_gen(draw_z(n, seed, script.nz)))
+    nz = params['gen'][0].get_value(borrow=True).shape[0]
+    samples = np.asarray(_gen(draw_z(n, seed, nz)))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         color_grid_vis(script.inverse_transform(samples), grid_shape(n), str(path))

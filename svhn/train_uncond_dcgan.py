@@ -13,17 +13,19 @@ Outputs, under --out_dir (default: this folder): logs/<desc>.ndjson, samples/<de
 models/<desc>/<epoch>_{gen,discrim}_params.npz, the layout svhn/svhn_semisup_analysis.py loads.
 """
 from pathlib import Path
+from time import time
 
-import pytensor
+import numpy as np
 import pytensor.tensor as T
 
 from lib import activations
-from lib import updates
+from lib import gan
 from lib import inits
 from lib import rng
 from lib.ops import batchnorm, deconv, dnn_conv
-from lib.theano_utils import floatX, sharedX
-from lib.costs import binary_crossentropy
+from lib.theano_utils import floatX
+from lib.vis import color_grid_vis
+from lib.params import save_params
 from lib import flags, train
 from lib.backend import get_mode, resolve_backend
 from lib.data_image import exit_on_data_error
@@ -72,9 +74,7 @@ dry_run = False         # two minibatches on tiny data, then stop (smoke test)
 max_updates = 0         # stop with a checkpoint after this many updates (0 = no limit)
 checkpoint_every = 600.  # seconds between mid-epoch checkpoints (0 = at epoch ends only)
 
-FLAGS = ['k', 'l2', 'nvis', 'b1', 'nc', 'nbatch', 'npx', 'nz', 'ngf', 'ndf', 'niter',
-         'niter_decay', 'lr', 'ntrain', 'data_dir', 'extra', 'nval', 'n_nnd', 'out_dir', 'seed',
-         'backend', 'resume', 'overwrite', 'dry_run', 'max_updates', 'checkpoint_every']
+FLAGS = flags.declared(globals(), derived=['nx'])  # every value above is a --flag
 
 desc = 'svhn_unsup_all_conv_dcgan_100z_gaussian_lr_0.0005_64mb'
 save_epochs = [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 150, 200]
@@ -83,7 +83,6 @@ relu = activations.Rectify()
 sigmoid = activations.Sigmoid()
 lrelu = activations.LeakyRectify()
 tanh = activations.Tanh()
-bce = binary_crossentropy
 
 gifn = inits.Normal(scale=0.02)
 difn = inits.Normal(scale=0.02)
@@ -91,9 +90,9 @@ gain_ifn = inits.Normal(loc=1., scale=0.02)
 bias_ifn = inits.Constant(c=0.)
 
 
-def init_params():
-    """The parameter block: (gen_params, discrim_params), drawn from lib.rng, in the order and
-    with the shapes of the released 200_{gen,discrim}_params.jl."""
+def init_params(nz, ngf, ndf, nc):
+    """The parameter block at the given widths: (gen_params, discrim_params), drawn from
+    lib.rng, in the order and with the shapes of the released 200_{gen,discrim}_params.jl."""
     gw  = gifn((nz, ngf*4*4*4), 'gw')
     gg = gain_ifn((ngf*4*4*4), 'gg')
     gb = bias_ifn((ngf*4*4*4), 'gb')
@@ -121,7 +120,8 @@ def init_params():
 
 def gen(Z, w, g, b, w2, g2, b2, w3, g3, b3, wx):
     h = relu(batchnorm(T.dot(Z, w), g=g, b=b))                                            # (n, ngf*4*4*4)
-    h = h.reshape((h.shape[0], ngf*4, 4, 4))                                              # (n, ngf*4, 4, 4)
+    # PORT: ngf*4 read off w2 (a constant for shared parameters), not the script's ngf
+    h = h.reshape((h.shape[0], w2.shape[0], 4, 4))                                        # (n, ngf*4, 4, 4)
     h2 = relu(batchnorm(deconv(h, w2, subsample=(2, 2), border_mode=(2, 2)), g=g2, b=b2))  # (n, ngf*2, 8, 8)
     h3 = relu(batchnorm(deconv(h2, w3, subsample=(2, 2), border_mode=(2, 2)), g=g3, b=b3))  # (n, ngf, 16, 16)
     x = tanh(deconv(h3, wx, subsample=(2, 2), border_mode=(2, 2)))                        # (n, nc, 32, 32)
@@ -138,39 +138,9 @@ def discrim(X, w, w2, g2, b2, w3, g3, b3, wy):
 
 
 def build(gen_params, discrim_params, mode):
-    """The costs, Adam updaters and compiled functions (as faces/train_uncond_dcgan.py).
-
-    Returns (_train_g, _train_d, _gen, g_updater, d_updater, lrt). Each training function
-    returns [g_cost, d_cost, g_cost_d, d_cost_real, d_cost_gen] computed before its update.
-    """
-    X = T.tensor4()
-    Z = T.matrix()
-
-    gX = gen(Z, *gen_params)
-
-    p_real = discrim(X, *discrim_params)
-    p_gen = discrim(gX, *discrim_params)
-
-    # D update: maximise log D(x) + log(1 - D(G(z))); G update: maximise log D(G(z)).
-    d_cost_real = bce(p_real, T.ones(p_real.shape)).mean()
-    d_cost_gen = bce(p_gen, T.zeros(p_gen.shape)).mean()
-    g_cost_d = bce(p_gen, T.ones(p_gen.shape)).mean()
-
-    d_cost = d_cost_real + d_cost_gen
-    g_cost = g_cost_d
-
-    cost = [g_cost, d_cost, g_cost_d, d_cost_real, d_cost_gen]
-
-    lrt = sharedX(lr)
-    d_updater = updates.Adam(lr=lrt, b1=b1, regularizer=updates.Regularizer(l2=l2))
-    g_updater = updates.Adam(lr=lrt, b1=b1, regularizer=updates.Regularizer(l2=l2))
-    d_updates = d_updater(discrim_params, d_cost)
-    g_updates = g_updater(gen_params, g_cost)
-
-    _train_g = pytensor.function([X, Z], cost, updates=g_updates, mode=mode)
-    _train_d = pytensor.function([X, Z], cost, updates=d_updates, mode=mode)
-    _gen = pytensor.function([Z], gX, mode=mode)
-    return _train_g, _train_d, _gen, g_updater, d_updater, lrt
+    """The costs, Adam updaters and compiled functions of faces/train_uncond_dcgan.py (lib/gan.py):
+    (_train_g, _train_d, _gen, g_updater, d_updater, lrt)."""
+    return gan.build(gen, discrim, gen_params, discrim_params, lr=lr, b1=b1, l2=l2, mode=mode)
 
 
 def main(argv=None):
@@ -195,22 +165,48 @@ def main(argv=None):
     ntrain = min(ntrain, len(trX))
     vaX = transform(vaX)
 
-    def grids(nvis, nshow):
-        # (14, 14) samples for the default 196
-        return (train.grid_side(max(nshow, 1)),) * 2, (train.grid_side(nvis),) * 2
+    gen_params, discrim_params = init_params(nz, ngf, ndf, nc)
+    train.describe(run, f'SVHN{" + extra" if extra else ""} ({data_dir or "default data folder"})',
+                   ntrain, len(vaX), gen_params, discrim_params, f'ngf={ngf}, ndf={ndf}', name)
+
+    print('COMPILING')
+    t = time()
+    _train_g, _train_d, _gen, g_updater, d_updater, lrt = build(gen_params, discrim_params, mode)
+    print('%.2f seconds to compile theano functions' % (time()-t))
+
+    vis_idxs = rng.py_rng.sample(range(len(vaX)), min(nvis, len(vaX)))
+    color_grid_vis(inverse_transform(vaX[vis_idxs]), (train.grid_side(len(vis_idxs)),)*2,
+                   str(run.samples_dir.parent / f'{desc}_etl_test.png'))
 
     # z ~ N(0, 1): the 'gaussian' of the model's name (faces and mnist draw uniform z)
-    return train.train_uncond(
-        run=run, vaX=vaX,
-        fetch=lambda idx: (trX[idx],),
-        ntrain=ntrain, transform=transform, inverse_transform=inverse_transform,
-        init_params=init_params, build=build, mode=mode, backend_name=name,
-        draw_z=lambda n: (floatX(rng.np_rng.normal(0., 1., size=(n, nz))),),
-        nvis=nvis, k=k, nbatch=nbatch, niter=niter, niter_decay=niter_decay, lr=lr, n_nnd=n_nnd,
-        save_epochs=save_epochs, resume=resume, max_updates=max_updates,
-        checkpoint_every=checkpoint_every,
-        data_desc=f'SVHN{" + extra" if extra else ""} ({data_dir or "default data folder"})',
-        model_desc=f'ngf={ngf}, ndf={ndf}', grids=grids)
+    sample_zmb = floatX(rng.np_rng.normal(0., 1., size=(nvis, nz)))
+
+    def gen_samples(n):
+        return _gen(floatX(rng.np_rng.normal(0., 1., size=(n, nz))))
+
+    print(desc.upper())
+    groups = dict(gen=gen_params, discrim=discrim_params, g_opt=g_updater.state,
+                  d_opt=d_updater.state, lrt=[lrt])
+    with train.Loop(run, groups, ntrain=ntrain, nbatch=nbatch, nepochs=niter+niter_decay) as loop:
+        for epoch in loop.epochs():
+            for imb, in loop.batches(lambda idx: (trX[idx],)):
+                imb = transform(imb)
+                zmb = floatX(rng.np_rng.normal(0., 1., size=(len(imb), nz)))
+                if loop.n_updates % (k+1) == 0:
+                    loop.cost = _train_g(imb, zmb)
+                else:
+                    loop.cost = _train_d(imb, zmb)
+            loop.log(**train.nnd_scores(vaX, n_nnd, gen_samples))
+            samples = np.asarray(_gen(sample_zmb))
+            color_grid_vis(inverse_transform(samples), (train.grid_side(nvis),)*2,
+                           str(run.samples_dir / f'{epoch}.png'))
+            n_epochs = epoch + 1
+            if n_epochs > niter:
+                lrt.set_value(floatX(lrt.get_value() - lr/niter_decay))
+            if n_epochs in save_epochs:
+                save_params(gen_params, run.model_dir / f'{n_epochs}_gen_params.npz')
+                save_params(discrim_params, run.model_dir / f'{n_epochs}_discrim_params.npz')
+    return loop.result
 
 
 if __name__ == '__main__':

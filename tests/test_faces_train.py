@@ -175,6 +175,18 @@ def test_resume_gives_the_same_parameters(tmp_path, monkeypatch):
     assert logs[0] == logs[1]
 
 
+def test_any_nvis_with_fewer_validation_faces_draws_its_grids(tmp_path, monkeypatch):
+    """--nvis other than 196 and --nval < --nvis (the dry run keeps 16 validation faces): the
+    real-face grid shows the 16 (4x4), the sample grid all 20 samples (5x5, not 4x4)."""
+    from PIL import Image
+    monkeypatch.setenv("DCGAN_DATA_DIR", str(tmp_path / "data"))
+    result = _run(tmp_path, "grids", "--nvis=20", "--n_eval=0")
+    assert result["n_updates"] == 2
+    samples = tmp_path / "grids/samples"
+    assert Image.open(samples / "uncond_dcgan_etl_test.png").size == (4 * 64, 4 * 64)
+    assert Image.open(samples / "uncond_dcgan/0.png").size == (5 * 64, 5 * 64)
+
+
 @pytest.mark.parametrize("case", ["missing", "empty_folder", "corrupt_hdf5", "too_small",
                                   "bad_flag", "bad_value", "resume_without_checkpoint"])
 def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, case):

@@ -37,6 +37,35 @@ def test_bad_flags_are_one_line_errors(argv, message, capsys):
     assert err.count("\n") == 1 and err.startswith(f"error: {message}")
 
 
+def test_a_hyperparameter_block_declares_its_flags():
+    """``declared``: the simple values so far, in order, less private, upper-case (constants) and
+    derived names."""
+    import pathlib
+    ns = {"__doc__": "A script.", "HERE": pathlib.Path("."), "WHERE": "see README", "transform": len, "k": 1,
+          "l2": 1e-5, "npx": 64, "nx": 64 * 64 * 3, "data": "", "resume": False, "_x": 3}
+    names = flags.declared(ns, derived=["nx"])
+    assert names == ["k", "l2", "npx", "data", "resume"]
+    flags.configure(ns, names, ["--k=2"])
+    assert (ns["k"], ns["l2"]) == (2, 1e-5)
+    flags.configure(ns, names, ["--l2=0"])  # a second call starts from the block's values
+    assert (ns["k"], ns["l2"]) == (1, 0.)
+
+
+@pytest.mark.parametrize("module", ["faces.train_uncond_dcgan", "lsun.train_uncond_dcgan",
+                                    "svhn.train_uncond_dcgan", "imagenet.train_uncond_dcgan",
+                                    "mnist.train_cond_dcgan"])
+def test_every_train_script_flag_is_in_its_block(module):
+    """A train script's flags are its hyperparameter block: each has a ``# ...`` comment on its
+    line (what --help shows), and nothing after the block (desc, save_epochs) is one."""
+    import importlib
+    m = importlib.import_module(module)
+    source = Path(m.__file__).read_text()
+    block = source[:source.index("FLAGS = ")]
+    for name in m.FLAGS:
+        assert any(line.startswith(f"{name} ") and "#" in line for line in block.splitlines()), name
+    assert "desc" not in m.FLAGS and "nx" not in m.FLAGS and "seed" in m.FLAGS
+
+
 def test_help_lists_flags_defaults_and_comments():
     """A real script's --help: its docstring, every flag with its default and the comment of
     its line in the hyperparameter block; exit status 0, nothing trained."""

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+from sklearn.metrics import accuracy_score
 import pytest
 
 import golden
@@ -109,17 +110,30 @@ def test_cv_reg_lr_picks_the_best_validation_model(capsys):
     (4096, 10000, (1000, 10000, 100000), 700),  # the training log's blocks and sizes
 ], ids=["small_blocks", "training_blocks"])
 def test_streamed_nnd_scores_equal_the_kept_ones(metric, batch_size, n_samples, ns, n_te):
-    """Samples streamed in uneven pieces give nnd_score's numbers for every prefix, bit for bit
-    (the same blocks, the same compiled function), and None past the samples."""
+    """Samples streamed in uneven pieces give nnd_score's numbers (and, labelled, nnc's
+    predictions) for every prefix, bit for bit (the same blocks, the same compiled function),
+    and None past the samples."""
     r = np.random.RandomState(batch_size)
     X = r.randn(n_samples, 12).astype("float32")
     teX = r.randn(n_te, 12).astype("float32")
-    stream = metrics.StreamedNNDScores(teX, ns, metric=metric, batch_size=batch_size)
+    Y = r.randint(0, 10, n_samples)
+    teY = r.randint(0, 10, n_te)
+    stream = metrics.StreamedNNDScores(teX, ns, metric=metric, batch_size=batch_size, teY=teY)
     i = 0
     while i < len(X):
         m = r.randint(1, 300)
-        stream.add(X[i:i + m])
+        stream.add(X[i:i + m], Y[i:i + m])
         i += m
     expected = {n: metrics.gpu_nnd_score(X[:n], teX, metric=metric, batch_size=batch_size)
                 if n <= len(X) else None for n in ns}
     assert stream.scores() == expected
+    expected_nnc = {n: accuracy_score(
+        teY, metrics.gpu_nnc_predict(X[:n], Y[:n], teX, metric=metric, batch_size=batch_size)) * 100.
+        if n <= len(X) else None for n in ns}
+    assert stream.nnc() == expected_nnc
+
+
+def test_streamed_blocks_stay_small():
+    """The default block holds at most 4 MiB of samples: 85 rows of 64x64x3 images, 1337 of
+    28x28 digits, at most 4096 rows."""
+    assert [metrics.block_rows(d) for d in (64 * 64 * 3, 28 * 28, 2)] == [85, 1337, 4096]

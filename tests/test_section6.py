@@ -75,14 +75,11 @@ def test_guided_gradient_of_a_conv_net_matches_finite_differences_where_defined(
 
 
 def test_guide_finds_every_rectifier_of_the_scripts_discrim():
-    import faces.train_uncond_dcgan as script
-    from faces import section6
-    from lib import rng
+    from lib import models64, rng
     rng.set_seed(0)
-    with section6.script_widths(ndf=2):
-        _, dparams = script.init_params()
+    _, dparams = models64.init_params(nz=100, ngf=2, ndf=2, nc=3)
     X = T.tensor4('X')
-    D = script.discrim(X, *dparams)
+    D = models64.discrim(X, *dparams)
     guided, n = guide(D)
     assert n == 4
     x = np.random.default_rng(1).uniform(-1, 1, (3, 3, 64, 64)).astype('float32')
@@ -274,16 +271,14 @@ def test_glasses_masks_do_not_change_the_faces():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A random generator (ngf=4, nz=16) and discriminator (ndf=4), and 60 synthetic training faces."""
-    import faces.train_uncond_dcgan as script
-    from faces import section6, synthetic
-    from lib import rng
+    from faces import synthetic
+    from lib import models64, rng
     from lib.params import save_params
     root = tmp_path_factory.mktemp("section6")
     mp = pytest.MonkeyPatch()
     mp.setenv("DCGAN_DATA_DIR", str(root / "data"))
     rng.set_seed(0)
-    with section6.script_widths(ngf=4, ndf=4, nz=16):
-        gen_params, discrim_params = script.init_params()
+    gen_params, discrim_params = models64.init_params(nz=16, ngf=4, ndf=4, nc=3)
     models = root / "run" / "models" / "uncond_dcgan"
     models.mkdir(parents=True)
     save_params(gen_params, models / "3_gen_params.npz")
@@ -394,7 +389,7 @@ def test_dropping_every_map_of_a_layer_leaves_no_trace_of_z(tiny):
     widths = (script.nz, script.ngf, script.nc)
     arrays = section6.load_arrays(tiny["models"] / "3_gen_params.npz", "gen")
     G = section6.Generator(arrays, get_mode("c"), "population", 64, 32)
-    assert (script.nz, script.ngf, script.nc) == widths          # the script's globals restored
+    assert (script.nz, script.ngf, script.nc) == widths          # the script's globals untouched
     assert set(G.layers) == {"h", "h2", "h3", "h4"} and G.layers["h"].ndim == 2
     gX, mask = G.drop("h3")
     f = G.compile(gX)
