@@ -76,6 +76,7 @@ n_nnd = 100000          # # of samples for the per-epoch nnd scores (1k/10k/100k
 out_dir = ''            # '' = this folder: logs/, samples/<desc>/, models/<desc>/
 seed = 42               # seed of lib.rng (the original's value)
 backend = ''            # c | numba | jax | pytorch | python; '' = the fastest here
+speed_settings = True   # keep freed memory, freeze imports out of gc (lib/speed.py)
 resume = False          # continue from models/<desc>/latest_checkpoint.npz
 overwrite = False       # replace a run already in --out_dir (else it is refused)
 dry_run = False         # two minibatches, then stop (smoke test)
@@ -177,7 +178,8 @@ def main(argv=None):
 
     gen_params, discrim_params = init_params()
     train.describe(run, f'{data} ({tr_data.path})', ntrain, len(vaX), gen_params, discrim_params,
-                   f'nz={nz}, ngf={ngf}, ndf={ndf}', name)
+                   f'nz={nz}, ngf={ngf}, ndf={ndf}', name,
+                   speed=speed_settings)
 
     print('COMPILING')
     t = time()

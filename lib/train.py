@@ -549,12 +549,18 @@ class Loop:
 # What the scripts share around their loops
 # --------------------------------------------------------------------------------------------
 
-def describe(run, data, ntrain, nval, gen_params, discrim_params, model, backend_name):
-    """Print the run's first line: ``data: ... | model: ... | backend: ... | output: ...``."""
+def describe(run, data, ntrain, nval, gen_params, discrim_params, model, backend_name,
+             speed=True):
+    """Apply the process-wide speed settings (``speed``: the script's ``--speed_settings``,
+    lib/speed.py) and print the run's first line: ``data: ... | model: ... | backend: ... |
+    output: ... | speed settings: ...``."""
+    from lib import speed as speed_settings
     from lib.backend import describe_mode
+    settings = speed_settings.apply(speed, backend_name)
     print(f'data: {data}, {ntrain} training images, {nval} validation | model: G '
           f'{count_params(gen_params):,} params, D {count_params(discrim_params):,} ({model}) | '
-          f'backend: {describe_mode(backend_name)} | output: {run.out_dir}', flush=True)
+          f'backend: {describe_mode(backend_name)} | output: {run.out_dir} | {settings}',
+          flush=True)
 
 
 def grid_side(n):

@@ -68,6 +68,7 @@ n_nnd = 100000          # # of samples for the per-epoch nnd scores (1k/10k/100k
 out_dir = ''            # '' = this folder: logs/, samples/<desc>/, models/<desc>/
 seed = 42               # seed of lib.rng (the original's value)
 backend = ''            # c | numba | jax | pytorch | python; '' = the fastest here
+speed_settings = True   # keep freed memory, freeze imports out of gc (lib/speed.py)
 resume = False          # continue from models/<desc>/latest_checkpoint.npz
 overwrite = False       # replace a run already in --out_dir (else it is refused)
 dry_run = False         # two minibatches of --data, then stop (smoke test)
@@ -137,7 +138,8 @@ def main(argv=None):
 
     gen_params, discrim_params = init_params()
     train.describe(run, f'LSUN {data} ({len(tr_data)} images)', ntrain, len(vaX), gen_params,
-                   discrim_params, f'ngf={ngf}, ndf={ndf}, npx={npx}', name)
+                   discrim_params, f'ngf={ngf}, ndf={ndf}, npx={npx}', name,
+                   speed=speed_settings)
 
     print('COMPILING')
     t = time()

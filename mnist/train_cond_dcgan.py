@@ -59,6 +59,7 @@ n_samples = 100000      # # of samples for the nnc/nnd scores every 5 epochs (1k
 out_dir = ''            # '' = this folder: logs/, samples/<desc>/, models/<desc>/ as the original
 seed = 42               # seed of lib.rng (the original's value)
 backend = ''            # c | numba | jax | pytorch | python; '' = the fastest here
+speed_settings = True   # keep freed memory, freeze imports out of gc (lib/speed.py)
 resume = False          # continue from models/<desc>/latest_checkpoint.npz
 overwrite = False       # replace a run already in --out_dir (else it is refused)
 dry_run = False         # two minibatches, then stop (smoke test)
@@ -185,7 +186,8 @@ def main(argv=None):
     gen_params, discrim_params = init_params()
     source = 'MNIST' if data_dir or has_mnist() else "scikit-learn's 8x8 digits (NOT MNIST)"
     train.describe(run, source, ntrain, nval, gen_params, discrim_params,
-                   f'ngf={ngf}, ndf={ndf}, ngfc={ngfc}, ndfc={ndfc}', name)
+                   f'ngf={ngf}, ndf={ndf}, ngfc={ngfc}, ndfc={ndfc}', name,
+                   speed=speed_settings)
 
     print('COMPILING')
     t = time()
