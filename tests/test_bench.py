@@ -95,7 +95,7 @@ def test_reference_equals_port(tiny_model):
 
 
 @pytest.mark.parametrize("backend", [pytest.param("c", marks=pytest.mark.slow), "torch-eager"])
-def test_profile_step_prints_a_profile(backend, capsys):
+def test_profile_step_prints_a_profile(backend, capsys, monkeypatch):
     from bench import profile_step
 
     profile_step.main([f"--backend={backend}", "--scale=tiny", "--calls=1", "--rows=40"])

@@ -175,7 +175,7 @@ def test_a_warm_process_loads_the_package_without_exporting(backend_name, tmp_pa
     gone, it exports and compiles again; with a corrupt package, it says so in one warning and
     compiles again."""
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"),
-               PYTENSOR_FLAGS=f"base_compiledir={tmp_path / 'pytensor'}")
+               PYTENSOR_FLAGS=f"base_compiledir={tmp_path / 'pytensor'}", DCGAN_GRAPH_CACHE="1")
 
     def run():
         proc = subprocess.run([sys.executable, "-c", _warm_process_script()], env=env,
