@@ -32,6 +32,7 @@ import hashlib
 import os
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -119,6 +120,16 @@ class _Generated(torch.nn.Module):
         return tuple(self.fn(*inputs))
 
 
+@contextmanager
+def quiet_torch_deprecations():
+    """Silence torch 2.13's deprecation of ``isinstance(treespec, LeafSpec)``, which its own export
+    and package loading trigger (nothing a user of this project can act on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`",
+                                category=FutureWarning)
+        yield
+
+
 class NotExportable(Exception):
     """The graph's Python code needs a tensor's value, which export's fake tensors do not have."""
 
@@ -126,7 +137,7 @@ class NotExportable(Exception):
 def export(fn, tensors):
     """``fn`` exported for ``tensors``' signature; ``NotExportable`` when it reads a value."""
     try:
-        with torch.no_grad():
+        with torch.no_grad(), quiet_torch_deprecations():
             return torch.export.export(_Generated(fn), tuple(tensors), strict=False)
     except Exception as e:  # noqa: BLE001  (sorted out by running the graph eagerly)
         raise NotExportable(str(e).strip().splitlines()[0] if str(e).strip()
@@ -142,8 +153,9 @@ def compile_package(program, path):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".pt2")
     os.close(fd)
     try:
-        aoti_compile_and_package(program, package_path=tmp,
-                                 inductor_configs=options_for(program))
+        with quiet_torch_deprecations():
+            aoti_compile_and_package(program, package_path=tmp,
+                                     inductor_configs=options_for(program))
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -158,7 +170,8 @@ def load_package(path):
     from torch._inductor import aoti_load_package
 
     try:
-        return aoti_load_package(str(path))
+        with quiet_torch_deprecations():
+            return aoti_load_package(str(path))
     except Exception as e:  # noqa: BLE001  (a truncated or foreign file: compile it again)
         warnings.warn(f"PyTorch backend: {path} cannot be loaded ({type(e).__name__}); "
                       "compiling the graph again", stacklevel=3)
