@@ -18,9 +18,6 @@ applied = allocator.reuse_freed_memory() if sys.argv[1] == "apply" else None
 if sys.argv[1] == "register":
     from lib.backend import register
     register("c")
-if sys.argv[1].startswith("speed"):
-    from lib import speed
-    speed.apply(sys.argv[1] == "speed_on", "c")
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
@@ -59,8 +56,3 @@ def test_registering_a_backend_leaves_the_defaults():
     assert r["now"] is False
     assert r["faults"] >= (64 << 20) // 4096 * 0.9
 
-
-def test_the_speed_settings_keep_freed_memory_and_their_flag_turns_that_off():
-    on, off = _probe("speed_on"), _probe("speed_off")
-    assert on["now"] is True and on["faults"] < 100
-    assert off["now"] is False and off["faults"] >= (64 << 20) // 4096 * 0.9
