@@ -10,7 +10,8 @@ from sklearn import metrics
 from sklearn.linear_model import LogisticRegression as LR
 
 from lib import backend
-from lib.ops import cosine, euclidean
+from lib.ops import (cosine, cosine_given_norms, euclidean, euclidean_given_norms, l2norm,
+                     sq_norms)
 from lib.theano_utils import floatX
 
 # PORT: the original compiled cosine_dist and euclid_dist at import time; here on first call
@@ -29,6 +30,28 @@ def _metric_fn(metric, mode=None):
         out = cosine(A, B) if metric == 'cosine' else euclidean(A, B)
         _compiled[key] = pytensor.function(
             [A, B], out, mode=None if mode is None else backend.get_mode(mode))
+    return _compiled[key]
+
+
+def _split_fns(metric, mode=None):
+    """The compiled pieces of ``_metric_fn``'s function: the rows' norms (n, d) -> (n,) and the
+    distance (similarity) given them (A, B, norms of A, norms of B) -> (n, m).
+
+    The same graph cut in two: each row's norm, the product and the elementwise combination are
+    computed by the same operations, so the pieces give ``_metric_fn``'s numbers bit for bit
+    (tests/test_metrics.py), while the norms of rows that meet many blocks are computed once.
+    """
+    key = ('split', metric, mode)
+    if key not in _compiled:
+        A, B = T.matrix('A'), T.matrix('B')
+        nA, nB = T.vector('nA'), T.vector('nB')
+        if metric == 'cosine':
+            norms, given = l2norm(A, keepdims=False), cosine_given_norms(A, B, nA, nB)
+        else:
+            norms, given = sq_norms(A), euclidean_given_norms(A, B, nA, nB)
+        m = None if mode is None else backend.get_mode(mode)
+        _compiled[key] = (pytensor.function([A], norms, mode=m),
+                          pytensor.function([A, B, nA, nB], given, mode=m))
     return _compiled[key]
 
 
@@ -139,8 +162,14 @@ def nnd_score(trX, teX, metric='euclidean', mode=None):
     return gpu_nnd_score(trX, teX, metric=metric, mode=mode)
 
 
-def block_rows(d, budget=2**22):
-    """Rows of a (rows, d) float32 block of at most ``budget`` bytes (4 MiB; 1 .. 4096 rows)."""
+def block_rows(d, budget=2**24):
+    """Rows of a (rows, d) float32 block of at most ``budget`` bytes (16 MiB; 1 .. 4096 rows).
+
+    The streamed scores hold about two blocks (the block and its squared rows while its norms
+    are computed): 33 MB at 16 MiB. With 64 px images, 341-row blocks take 1.2x the time of the
+    original's 4096 rows, which hold 416 MB; 85-row blocks (4 MiB) take 3x
+    (bench/epoch_end_memory.py).
+    """
     return int(min(4096, max(1, budget // (4 * d))))
 
 
@@ -154,7 +183,8 @@ class StreamedNNDScores:
     compiled function, and reduced with the same exact min/max (ties to the first sample), so
     ``scores()`` equals them bit for bit. A prefix longer than the samples added is None.
     ``batch_size`` None: ``block_rows`` of the rows' width, so that a block and the distance
-    function's temporaries stay a few MiB whatever the image size.
+    function's temporaries stay a few tens of MB whatever the image size. The norms of teX's rows
+    are computed once, and those of a block once, not once per pair of blocks.
     """
 
     def __init__(self, teX, ns, metric='euclidean', batch_size=None, mode=None, teY=None):
@@ -164,6 +194,7 @@ class StreamedNNDScores:
         self.metric = metric
         self.batch_size = batch_size or block_rows(self.teX.shape[1])
         self.mode = mode
+        self.te_norms = None  # the rows' norms of teX, computed with the first block
         self.count = 0  # samples added so far
         self.block = None  # the samples of the current block, [count - filled, count)
         self.labels = None  # and their labels (nnc)
@@ -174,11 +205,16 @@ class StreamedNNDScores:
     def _nearest(self, B, L):
         """For each row of teX: its best distance (similarity) to the rows of B, and the label
         in L of the first row that has it (None without labels)."""
-        fn = cosine_dist if self.metric == 'cosine' else euclid_dist
+        norms, given = _split_fns(self.metric, self.mode)
+        if self.te_norms is None:  # teX's norms, once, a block of rows at a time
+            self.te_norms = np.concatenate([norms(self.teX[i:i + self.batch_size])
+                                            for i in range(0, len(self.teX), self.batch_size)])
         pick = np.argmax if self.metric == 'cosine' else np.argmin
         best, labels = [], []
+        B_norms = norms(B)
         for i in range(0, len(self.teX), self.batch_size):
-            dist = fn(self.teX[i:i + self.batch_size], B, mode=self.mode)
+            dist = given(self.teX[i:i + self.batch_size], B, self.te_norms[i:i + self.batch_size],
+                         B_norms)
             idx = pick(dist, axis=1)
             best.append(dist[np.arange(len(dist)), idx])
             if L is not None:

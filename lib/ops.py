@@ -27,9 +27,14 @@ def l2norm(x, axis=1, e=1e-8, keepdims=True):
 
 def cosine(x, y):
     """Cosine similarity of the rows of x (n, d) and y (m, d): (n, m)."""
+    return cosine_given_norms(x, y, l2norm(x, keepdims=False), l2norm(y, keepdims=False))
+
+
+def cosine_given_norms(x, y, nx, ny):
+    """``cosine`` with the rows' norms ``l2norm`` given: nx (n,), ny (m,)."""
     d = pt.dot(x, y.T)
-    d /= l2norm(x).dimshuffle(0, "x")
-    d /= l2norm(y).dimshuffle("x", 0)
+    d /= nx.dimshuffle(0, "x")
+    d /= ny.dimshuffle("x", 0)
     return d
 
 
@@ -38,8 +43,16 @@ def euclidean(x, y, e=1e-8):
 
     Computed as ``sqrt(|x|^2 + |y|^2 - 2 x.y)`` like the original (identical rows may give NaN).
     """
-    xx = pt.sqr(pt.sqrt((x * x).sum(axis=1) + e))
-    yy = pt.sqr(pt.sqrt((y * y).sum(axis=1) + e))
+    return euclidean_given_norms(x, y, sq_norms(x, e), sq_norms(y, e))
+
+
+def sq_norms(x, e=1e-8):
+    """The squared norms of the rows of x (n, d) as ``euclidean`` computes them: (n,)."""
+    return pt.sqr(pt.sqrt((x * x).sum(axis=1) + e))
+
+
+def euclidean_given_norms(x, y, xx, yy):
+    """``euclidean`` with the rows' ``sq_norms`` given: xx (n,), yy (m,)."""
     dist = pt.dot(x, y.T)
     dist *= -2
     dist += xx.dimshuffle(0, "x")

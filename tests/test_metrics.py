@@ -134,6 +134,35 @@ def test_streamed_nnd_scores_equal_the_kept_ones(metric, batch_size, n_samples, 
 
 
 def test_streamed_blocks_stay_small():
-    """The default block holds at most 4 MiB of samples: 85 rows of 64x64x3 images, 1337 of
-    28x28 digits, at most 4096 rows."""
-    assert [metrics.block_rows(d) for d in (64 * 64 * 3, 28 * 28, 2)] == [85, 1337, 4096]
+    """The default block holds at most 16 MiB of samples: 341 rows of 64x64x3 images, 1024 of
+    64x64 grey ones, at most 4096 rows."""
+    assert [metrics.block_rows(d) for d in (64 * 64 * 3, 64 * 64, 2)] == [341, 1024, 4096]
+
+
+@pytest.mark.parametrize("mode", [None, "c"], ids=["default", "c"])
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_split_pieces_equal_the_whole_function(metric, mode):
+    """Norms computed apart (in uneven row pieces) and the distances given them: the whole
+    compiled function's numbers, bit for bit, at the width of 64x64x3 images."""
+    r = np.random.RandomState(5)
+    A = r.uniform(-1, 1, (37, 64 * 64 * 3)).astype("float32")
+    B = r.uniform(-1, 1, (50, 64 * 64 * 3)).astype("float32")
+    whole = metrics._metric_fn(metric, mode)(A, B)
+    norms, given = metrics._split_fns(metric, mode)
+    nA = np.concatenate([norms(A[:5]), norms(A[5:])])
+    np.testing.assert_array_equal(given(A, B, nA, norms(B)), whole)
+
+
+def test_streamed_scores_at_image_width_equal_the_original_blocks():
+    """64x64x3 samples streamed in the default 341-row blocks: the scores of the original's
+    4096-row blocks (the same distances, whatever the blocks), bit for bit."""
+    r = np.random.RandomState(6)
+    d = 64 * 64 * 3
+    teX = r.uniform(-1, 1, (400, d)).astype("float32")
+    X = r.uniform(-1, 1, (1000, d)).astype("float32")
+    stream = metrics.StreamedNNDScores(teX, (100, 1000))
+    assert stream.batch_size == 341
+    for i in range(0, len(X), 128):
+        stream.add(X[i:i + 128])
+    assert stream.scores() == {n: metrics.gpu_nnd_score(X[:n], teX, metric="euclidean")
+                               for n in (100, 1000)}
