@@ -578,10 +578,15 @@ def nnd_scores(vaX, n, gen_batch, nbatch=128, sizes=(1000, 10000, 100000)):
     from lib.metrics import StreamedNNDScores
     # PORT: the original kept all n samples (100k images: 4.9 GB at 64 px) and scored prefixes
     # of them; the streamed scores are the same numbers.
-    stream = StreamedNNDScores(vaX, sizes, metric='euclidean')
+    # a size past n is None whatever the distances: none are computed for it
+    scored = [k for k in sizes if k <= n]
+    stream = StreamedNNDScores(vaX, scored, metric='euclidean') if scored else None
     for m in gen_sizes(n, nbatch):
-        stream.add(np.asarray(gen_batch(m)))
-    return {f'{k // 1000}k_va_nnd': v for k, v in stream.scores().items()}
+        samples = np.asarray(gen_batch(m))  # generated all the same: they draw from the rng
+        if stream is not None:
+            stream.add(samples)
+    scores = stream.scores() if stream is not None else {}
+    return {f'{k // 1000}k_va_nnd': scores.get(k) for k in sizes}
 
 
 def log_line(log):

@@ -166,3 +166,37 @@ def test_streamed_scores_at_image_width_equal_the_original_blocks():
         stream.add(X[i:i + 128])
     assert stream.scores() == {n: metrics.gpu_nnd_score(X[:n], teX, metric="euclidean")
                                for n in (100, 1000)}
+
+
+def test_epoch_nnd_scores_generate_every_sample_and_score_only_what_exists():
+    """``lib.train.nnd_scores``: all n samples are generated (in the original's batches, so the
+    random stream advances as it did), prefixes up to n are the kept samples' scores, and a size
+    past n is None, with no distances computed for it."""
+    from lib.train import nnd_scores
+    r = np.random.RandomState(7)
+    teX = r.randn(30, 4096).astype("float32")
+    X = r.randn(2500, 4096).astype("float32")  # blocks of 1024 rows
+    asked = []
+
+    def gen_batch(m):
+        start = sum(asked)
+        asked.append(m)
+        return X[start:start + m]
+
+    blocks = []
+    real = metrics.StreamedNNDScores._nearest
+
+    def recording(self, B, L):
+        blocks.append(len(B))
+        return real(self, B, L)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(metrics.StreamedNNDScores, "_nearest", recording)
+        scores = nnd_scores(teX, 2500, gen_batch, nbatch=1000, sizes=(1000, 2000, 5000))
+    assert asked == [1000, 1000, 500]
+    assert blocks == [1000, 1024, 976]  # the 1k prefix, a full block, the 2k prefix's end
+    assert scores == {"1k_va_nnd": metrics.gpu_nnd_score(X[:1000], teX, metric="euclidean"),
+                      "2k_va_nnd": metrics.gpu_nnd_score(X[:2000], teX, metric="euclidean"),
+                      "5k_va_nnd": None}
+    assert nnd_scores(teX, 500, gen_batch, nbatch=1000, sizes=(1000,)) == {"1k_va_nnd": None}
+    assert asked[-1] == 500
