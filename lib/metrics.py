@@ -162,15 +162,17 @@ def nnd_score(trX, teX, metric='euclidean', mode=None):
     return gpu_nnd_score(trX, teX, metric=metric, mode=mode)
 
 
-def block_rows(d, budget=2**24):
-    """Rows of a (rows, d) float32 block of at most ``budget`` bytes (16 MiB; 1 .. 4096 rows).
+def block_rows(d, budget=2**23):
+    """Rows of a (rows, d) float32 block of at most ``budget`` bytes (8 MiB; 1 .. 4096 rows).
 
-    The streamed scores hold about two blocks (the block and its squared rows while its norms
-    are computed): 33 MB at 16 MiB. With 64 px images, 341-row blocks take 1.2x the time of the
-    original's 4096 rows, which hold 416 MB; 85-row blocks (4 MiB) take 3x
-    (bench/epoch_end_memory.py).
+    With 64 px colour images: 170 rows. The streamed scores then hold about 30 MB at their peak
+    where the original's 4096-row blocks held 518 MB, for 1.2x their CPU time
+    (bench/epoch_end_memory.py, bench/README.md).
     """
     return int(min(4096, max(1, budget // (4 * d))))
+
+
+TE_ROWS = 4096  # the rows of teX in one distance call of StreamedNNDScores
 
 
 class StreamedNNDScores:
@@ -178,10 +180,11 @@ class StreamedNNDScores:
     teY)``) for several prefix sizes ``ns`` of samples ``trX`` that arrive in pieces (``add``),
     holding one block of ``batch_size`` samples at a time, not all of them.
 
-    The distances are computed over the same (teX block, trX block) pairs as ``gpu_nnd_score``
-    and ``gpu_nnc_predict`` compute for each prefix with that ``batch_size``, with the same
-    compiled function, and reduced with the same exact min/max (ties to the first sample), so
-    ``scores()`` equals them bit for bit. A prefix longer than the samples added is None.
+    Each distance is computed by the same operations as in ``gpu_nnd_score`` and
+    ``gpu_nnc_predict`` (the norms apart, the product and their combination; one element does
+    not depend on the blocks around it), and reduced with the same exact min/max (ties to the
+    first sample), so ``scores()`` equals them bit for bit (tests/test_metrics.py checks it at
+    several block sizes). A prefix longer than the samples added is None.
     ``batch_size`` None: ``block_rows`` of the rows' width, so that a block and the distance
     function's temporaries stay a few tens of MB whatever the image size. The norms of teX's rows
     are computed once, and those of a block once, not once per pair of blocks.
@@ -206,15 +209,20 @@ class StreamedNNDScores:
         """For each row of teX: its best distance (similarity) to the rows of B, and the label
         in L of the first row that has it (None without labels)."""
         norms, given = _split_fns(self.metric, self.mode)
-        if self.te_norms is None:  # teX's norms, once, a block of rows at a time
-            self.te_norms = np.concatenate([norms(self.teX[i:i + self.batch_size])
-                                            for i in range(0, len(self.teX), self.batch_size)])
+
+        def norms_of(X):  # in pieces of 4 MiB: the squared rows are a temporary of that size
+            rows = block_rows(X.shape[1], 2**22)
+            return np.concatenate([norms(X[i:i + rows]) for i in range(0, len(X), rows)])
+
+        if self.te_norms is None:  # teX's norms, once
+            self.te_norms = norms_of(self.teX)
         pick = np.argmax if self.metric == 'cosine' else np.argmin
         best, labels = [], []
-        B_norms = norms(B)
-        for i in range(0, len(self.teX), self.batch_size):
-            dist = given(self.teX[i:i + self.batch_size], B, self.te_norms[i:i + self.batch_size],
-                         B_norms)
+        B_norms = norms_of(B)
+        # teX's rows in the original's blocks of 4096 whatever the samples' block: a view and its
+        # (4096, len(B)) distances, and a product large enough on that side to run at speed
+        for i in range(0, len(self.teX), TE_ROWS):
+            dist = given(self.teX[i:i + TE_ROWS], B, self.te_norms[i:i + TE_ROWS], B_norms)
             idx = pick(dist, axis=1)
             best.append(dist[np.arange(len(dist)), idx])
             if L is not None:

@@ -134,9 +134,9 @@ def test_streamed_nnd_scores_equal_the_kept_ones(metric, batch_size, n_samples, 
 
 
 def test_streamed_blocks_stay_small():
-    """The default block holds at most 16 MiB of samples: 341 rows of 64x64x3 images, 1024 of
+    """The default block holds at most 8 MiB of samples: 170 rows of 64x64x3 images, 512 of
     64x64 grey ones, at most 4096 rows."""
-    assert [metrics.block_rows(d) for d in (64 * 64 * 3, 64 * 64, 2)] == [341, 1024, 4096]
+    assert [metrics.block_rows(d) for d in (64 * 64 * 3, 64 * 64, 2)] == [170, 512, 4096]
 
 
 @pytest.mark.parametrize("mode", [None, "c"], ids=["default", "c"])
@@ -154,14 +154,14 @@ def test_split_pieces_equal_the_whole_function(metric, mode):
 
 
 def test_streamed_scores_at_image_width_equal_the_original_blocks():
-    """64x64x3 samples streamed in the default 341-row blocks: the scores of the original's
+    """64x64x3 samples streamed in the default 170-row blocks: the scores of the original's
     4096-row blocks (the same distances, whatever the blocks), bit for bit."""
     r = np.random.RandomState(6)
     d = 64 * 64 * 3
     teX = r.uniform(-1, 1, (400, d)).astype("float32")
     X = r.uniform(-1, 1, (1000, d)).astype("float32")
     stream = metrics.StreamedNNDScores(teX, (100, 1000))
-    assert stream.batch_size == 341
+    assert stream.batch_size == 170
     for i in range(0, len(X), 128):
         stream.add(X[i:i + 128])
     assert stream.scores() == {n: metrics.gpu_nnd_score(X[:n], teX, metric="euclidean")
@@ -174,8 +174,8 @@ def test_epoch_nnd_scores_generate_every_sample_and_score_only_what_exists():
     past n is None, with no distances computed for it."""
     from lib.train import nnd_scores
     r = np.random.RandomState(7)
-    teX = r.randn(30, 4096).astype("float32")
-    X = r.randn(2500, 4096).astype("float32")  # blocks of 1024 rows
+    teX = r.randn(30, 2048).astype("float32")
+    X = r.randn(2500, 2048).astype("float32")  # blocks of 1024 rows
     asked = []
 
     def gen_batch(m):
