@@ -633,18 +633,39 @@ def test_c_backend_does_not_warn_about_blas():
 
 def test_jax_graphs_request_no_float64():
     """Float32 sums and products on JAX without 64-bit types: no float64 request (the warning
-    "Explicitly requested dtype float64 ... will be truncated"), the same values."""
+    "Explicitly requested dtype float64 ... will be truncated"), the same values. Then the whole
+    faces model (a training step of G and of D, the generator, at tiny widths): no 64-bit request
+    of any kind, e.g. the int64 shape vectors (MakeVector) cast to float32 for a mean's count."""
     pytest.importorskip("jax")
     import warnings
     import pytensor
     import pytensor.tensor as T
+    from lib import rng
     from lib.backend import get_mode
     x = T.matrix()
     f = pytensor.function([x], [T.mean(x), T.sum(x, axis=0), T.prod(x)], mode=get_mode("jax"))
     a = np.random.RandomState(0).rand(5, 4).astype("float32")
     with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="Explicitly requested dtype float64")
+        warnings.filterwarnings("error", message="Explicitly requested dtype")
         mean, total, prod = f(a)
     np.testing.assert_allclose(mean, a.mean(), rtol=1e-6)
     np.testing.assert_allclose(total, a.sum(0), rtol=1e-6)
     np.testing.assert_allclose(prod, a.prod(), rtol=1e-5)
+
+    saved = {k: getattr(faces_train, k) for k in ("ngf", "ndf")}
+    try:
+        faces_train.ngf = faces_train.ndf = 4
+        rng.set_seed(0)
+        _train_g, _train_d, _gen, *_ = faces_train.build(*faces_train.init_params(),
+                                                         get_mode("jax"))
+    finally:
+        for k, v in saved.items():
+            setattr(faces_train, k, v)
+    r = np.random.RandomState(0)
+    X = r.uniform(-1, 1, (4, 3, 64, 64)).astype("float32")
+    Z = r.uniform(-1, 1, (4, faces_train.nz)).astype("float32")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Explicitly requested dtype")
+        costs = [_train_g(X, Z), _train_d(X, Z)]
+        samples = np.asarray(_gen(Z))
+    assert all(np.isfinite(c).all() for c in costs) and samples.shape == (4, 3, 64, 64)

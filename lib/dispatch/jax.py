@@ -29,6 +29,7 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.link.jax.dispatch import jax_funcify
 from pytensor.link.jax.dispatch.shape import JAXShapeTuple
+from pytensor.tensor.basic import MakeVector
 from pytensor.tensor.math import Prod, Sum
 from pytensor.tensor.shape import Shape_i
 
@@ -182,3 +183,21 @@ def local_jax_float32_accumulation(fgraph, node):
 
 optdb.register("jax_float32_accumulation", dfs_rewriter(local_jax_float32_accumulation),
                "jax", position=100.6)
+
+
+@jax_funcify.register(MakeVector)
+def jax_funcify_MakeVector(op, **kwargs):
+    """A vector of scalars (e.g. a shape, cast to float32 for a mean's count) in the dtype JAX
+    computes it in: int64 is int32 when JAX runs without 64-bit types, as PyTensor's JAX backend
+    runs float32 graphs.
+
+    PyTensor's own kernel asked for ``op.dtype`` (int64 for shapes), which JAX truncated to int32
+    with a warning per call site ("Explicitly requested dtype int64 ... will be truncated"). The
+    canonical dtype is what JAX makes of the request anyway: the same values, no request.
+    """
+    dtype = jax.dtypes.canonicalize_dtype(op.dtype)
+
+    def makevector(*x):
+        return jnp.array(x, dtype=dtype)
+
+    return makevector
