@@ -531,8 +531,13 @@ class Loop:
             kept = (f"the last checkpoint ({run.checkpoint_path}, update {saved}) is kept"
                     if saved is not None else "no checkpoint was saved")
             flags.fail(f"{e}; stopped without saving: {kept}")
-        if isinstance(e, (CheckpointError, DataError)):  # DataError: a batch that cannot be read
+        if isinstance(e, CheckpointError):
             flags.fail(e)
+        if isinstance(e, DataError):  # a batch that cannot be read: the data file changed or broke
+            kept = (f"the last checkpoint ({run.checkpoint_path}, update {saved}) is kept: "
+                    f"--resume continues from it once the data is readable"
+                    if saved is not None else "no checkpoint was saved")
+            flags.fail(f"{e}; {kept}")
         if isinstance(e, OSError):  # a full disk, a folder made read-only mid-run
             flags.fail(f"{e.filename or run.out_dir}: {e.strerror or e}")
         if isinstance(e, KeyboardInterrupt):

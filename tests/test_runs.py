@@ -1,7 +1,8 @@
 """Every training script's run mechanics (lib/train.py's Run and Loop, shared by all five): a run
 already in the folder is refused, a refused --resume changes no file, a stop at an epoch's last
-update resumes bit for bit, SIGINT / SIGTERM exit 130 / 143 with the acknowledgement.
-tests/test_bad_inputs.py checks faces in depth (every stopping position, kill -9, a
+update resumes bit for bit, SIGINT / SIGTERM exit 130 / 143 with the acknowledgement, and a
+training file that becomes unreadable mid-run stops with one ``error:`` line, keeping the last
+checkpoint. tests/test_bad_inputs.py checks faces in depth (every stopping position, kill -9, a
 full disk); here each script gets the cheapest smoke check of the same mechanism: its dry run
 (two minibatches, one epoch) on tiny fixture data in its real format.
 """
@@ -218,3 +219,63 @@ def test_a_signal_mid_run_saves_and_exits_128_plus_it(script, tmp_path, sig):
     done = meta["counters"]["n_updates"]
     result = script(out, "--resume", "--niter=1000", "--max_updates=1", dry_run=False)
     assert result["stopped"] and result["n_updates"] == done + 1
+
+
+# --------------------------------------------------------------------------------------------
+# A training file that breaks mid-run
+# --------------------------------------------------------------------------------------------
+
+def _data_file(script, folder):
+    """The file a script reads its minibatches from: faces' synthetic cache, imagenet's
+    conversion of its folder of images, lsun's LMDB data.mdb."""
+    found = sorted(script.data_dir.rglob("*.hdf5")) or sorted(folder.rglob("data.mdb"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+# mnist and svhn read their whole training set at the start: no reads mid-run to break
+@pytest.mark.parametrize("name,fault", [("faces", "truncated"), ("faces", "read_error"),
+                                        ("imagenet", "truncated"), ("lsun", "truncated")])
+def test_a_data_file_that_breaks_mid_run(name, fault, tmp_path, monkeypatch, capsys):
+    """After the first epoch's checkpoint, the training file is truncated to half its size (HDF5
+    would read the missing rows as zeros, silently; LMDB's mapping would kill the process with
+    SIGBUS), or every later read fails with EIO. The next minibatch stops the run with one
+    ``error:`` line naming the file and the checkpoint kept, exit 2, no traceback; the checkpoint
+    is the first epoch's, whole, and once the file is repaired --resume ends where the
+    uninterrupted run ends, bit for bit."""
+    import h5py
+    import lib.data_hdf5
+    from lib import train
+    script = Script(name, tmp_path)
+    monkeypatch.setattr(lib.data_hdf5, "IN_MEMORY_MAX_BYTES", 0)  # batches read from the file
+    script(tmp_path / "reference", "--niter=2", dry_run=False)
+    data = _data_file(script, tmp_path)
+    intact = data.read_bytes()
+    run = tmp_path / "run"
+    saved = []
+    real_checkpoint, real_getitem = train.Loop._checkpoint, h5py.Dataset.__getitem__
+
+    def checkpoint_then_break(loop):
+        real_checkpoint(loop)
+        if not saved:
+            saved.append((run / script.checkpoint).read_bytes())
+            if fault == "truncated":
+                os.truncate(data, len(intact) // 2)
+            else:
+                def eio(*args):
+                    raise OSError(5, "Input/output error")
+                monkeypatch.setattr(h5py.Dataset, "__getitem__", eio)
+    monkeypatch.setattr(train.Loop, "_checkpoint", checkpoint_then_break)
+    capsys.readouterr()
+    message = expect_error(capsys, lambda: script(run, "--niter=2", dry_run=False), str(data),
+                           "is kept", str(run / script.checkpoint))
+    assert ("changed while being read" if name != "lsun" else "truncated while being read"
+            ) in message if fault == "truncated" else "Input/output error" in message
+    assert (run / script.checkpoint).read_bytes() == saved[0]
+    assert train.read_checkpoint(run / script.checkpoint)[0]["counters"]["n_epochs"] == 1
+    monkeypatch.setattr(train.Loop, "_checkpoint", real_checkpoint)
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", real_getitem)
+    data.write_bytes(intact)
+    result = script(run, "--resume", "--niter=2", dry_run=False)
+    assert result["n_epochs"] == 2 and "stopped" not in result
+    _same_run(script, tmp_path / "reference", run)
