@@ -498,6 +498,9 @@ class Loop:
                                    else f"--max_updates={self.max_updates}")
                 if self.checkpoint_every and time.time() - self._last_save > self.checkpoint_every:
                     self._checkpoint()
+                    if self._stop.signal is not None:  # came during that write: it is the stop's
+                        bar.close()
+                        raise _Stopped(signal.Signals(self._stop.signal).name)
         finally:
             bar.close()
 

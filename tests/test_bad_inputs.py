@@ -493,6 +493,37 @@ def test_second_sigint_stops_at_once_without_a_traceback(tmp_path):
     assert _train(out, "--resume", "--niter=3", "--n_nnd=20000", "--max_updates=1")["stopped"]
 
 
+def test_two_sigints_during_a_checkpoint_write(full_run, tmp_path, monkeypatch, capsys):
+    """Ctrl-C twice while a checkpoint is written (sent by the writer itself, so always mid-write;
+    a checkpoint after every update): the first is acknowledged, the second says the write
+    finishes first; the run then stops with that checkpoint (update 1), exit 130, no traceback,
+    and --resume ends where the uninterrupted run ends, bit for bit."""
+    from lib import train
+    real, calls = train.save_checkpoint, []
+
+    def interrupted_twice(*args, **kwargs):
+        if not calls:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        calls.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train, "save_checkpoint", interrupted_twice)
+    with pytest.raises(SystemExit) as exc:
+        _train(tmp_path, "--checkpoint_every=1e-9")
+    captured = capsys.readouterr()
+    assert exc.value.code == 130
+    assert "Traceback" not in captured.err + captured.out
+    assert "SIGINT: stopping after this update" in captured.err
+    assert "SIGINT: the checkpoint is being written; stopping when it is" in captured.err
+    assert "stopped (SIGINT) after update 1" in captured.out
+    assert len(calls) == 1
+    meta, _ = train.read_checkpoint(tmp_path / "models/uncond_dcgan/latest_checkpoint.npz")
+    assert meta["counters"]["n_updates"] == 1
+    monkeypatch.setattr(train, "save_checkpoint", real)
+    assert _train(tmp_path, "--resume", "--checkpoint_every=1e-9")["n_updates"] == 4
+    _same_outputs(full_run, tmp_path)
+
+
 def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
     """kill -9 in the middle of a checkpoint write, deterministically: a checkpoint after every
     update; when the atomic writer's temporary file is there, the trainer is stopped (SIGSTOP),
