@@ -194,10 +194,20 @@ def _wait_for(proc, start, timeout=300):
     raise AssertionError(f"no line starting {start!r}: {seen}")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_mid_run_saves_and_exits_128_plus_it(script, tmp_path, sig):
+# one signal per script in the default suite (faces: both, in tests/test_bad_inputs.py); every
+# pair with -m slow
+_CHEAP_SIGNALS = {("mnist", signal.SIGINT), ("svhn", signal.SIGTERM),
+                  ("imagenet", signal.SIGINT), ("lsun", signal.SIGTERM)}
+
+
+@pytest.mark.parametrize("name,sig", [
+    pytest.param(name, sig, id=f"{name}-{sig.name}",
+                 marks=() if (name, sig) in _CHEAP_SIGNALS else pytest.mark.slow)
+    for name in SCRIPTS for sig in (signal.SIGINT, signal.SIGTERM)])
+def test_a_signal_mid_run_saves_and_exits_128_plus_it(name, sig, tmp_path):
     """A signal once training runs: acknowledged at once, a checkpoint, exit 130 / 143, no
     traceback; the checkpoint resumes."""
+    script = Script(name, tmp_path)
     out = tmp_path / "run"
     proc = script.start(out, "--niter=1000")
     try:
@@ -234,8 +244,10 @@ def _data_file(script, folder):
 
 
 # mnist and svhn read their whole training set at the start: no reads mid-run to break
-@pytest.mark.parametrize("name,fault", [("faces", "truncated"), ("faces", "read_error"),
-                                        ("imagenet", "truncated"), ("lsun", "truncated")])
+# imagenet reads its conversion as faces reads its file (lib/data_hdf5.py): with -m slow
+@pytest.mark.parametrize("name,fault", [
+    ("faces", "truncated"), ("faces", "read_error"), ("lsun", "truncated"),
+    pytest.param("imagenet", "truncated", marks=pytest.mark.slow)])
 def test_a_data_file_that_breaks_mid_run(name, fault, tmp_path, monkeypatch, capsys):
     """After the first epoch's checkpoint, the training file is truncated to half its size (HDF5
     would read the missing rows as zeros, silently; LMDB's mapping would kill the process with
