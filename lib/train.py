@@ -561,7 +561,17 @@ def describe(run, data, ntrain, nval, gen_params, discrim_params, model, backend
              speed=True):
     """Apply the process-wide speed settings (``speed``: the script's ``--speed_settings``,
     lib/speed.py) and print the run's first line: ``data: ... | model: ... | backend: ... |
-    output: ... | speed settings: ...``."""
+    output: ... | speed settings: ...``.
+
+    A resumed run is first checked against its data: the epoch order in its checkpoint covers
+    ``ntrain`` examples, else the data changed since the run started (more or fewer images in
+    its folder or file) and the run is refused (``error:``, exit 2), before anything is written."""
+    if run.saved is not None:
+        before = len(run.saved[1]["perm"])
+        if before != ntrain:
+            flags.fail(f"--resume: {data} now has {ntrain} training examples, the run trained on "
+                       f"{before}: its data changed since it started; resume it with its own "
+                       f"data, or start a new --out_dir")
     from lib import speed as speed_settings
     from lib.backend import describe_mode
     settings = speed_settings.apply(speed, backend_name)

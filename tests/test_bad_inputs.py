@@ -358,6 +358,27 @@ def test_resume_at_every_position(full_run, tmp_path, stop):
     _same_outputs(full_run, tmp_path)
 
 
+def test_resume_on_changed_data_is_refused(tmp_path, capsys):
+    """The run's data file lost images after a stop (32 training images, then 24): --resume is
+    refused before any work, naming the file and both counts, and not one file of the run
+    changes (its epoch order would index images that are gone, or skip some)."""
+    from lib.data_hdf5 import H5Writer
+
+    def faces_file(path, n):
+        with H5Writer(path, n, 64) as w:
+            w.write(np.random.RandomState(n).randint(0, 256, (n, 64, 64, 3)).astype(np.uint8))
+            w.finish(ntest=4)
+    data = tmp_path / "faces.hdf5"
+    faces_file(data, 40)
+    run = tmp_path / "run"
+    assert _train(run, f"--data={data}", "--max_updates=1")["stopped"]
+    faces_file(data, 28)
+    before = snapshot(run)
+    expect_error(capsys, lambda: _train(run, f"--data={data}", "--resume"), "--resume", str(data),
+                 "now has 24", "trained on 32")
+    assert snapshot(run) == before
+
+
 def test_resume_with_more_epochs_is_announced(full_run, tmp_path, capsys):
     shutil.copytree(full_run, tmp_path / "run")
     result = _train(tmp_path / "run", "--resume", "--niter=3")
