@@ -291,3 +291,23 @@ def test_a_data_file_that_breaks_mid_run(name, fault, tmp_path, monkeypatch, cap
     result = script(run, "--resume", "--niter=2", dry_run=False)
     assert result["n_epochs"] == 2 and "stopped" not in result
     _same_run(script, tmp_path / "reference", run)
+
+
+# --------------------------------------------------------------------------------------------
+# JAX
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [n if n == "mnist" else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in SCRIPTS])
+def test_dry_run_on_jax_without_64_bit_requests(name, tmp_path):
+    """Each script's dry run on JAX (x64 off): it runs (mnist's concatenation of y's maps once
+    failed: an Alloc and a Split at sizes traced from shapes), with no 64-bit dtype request
+    ("Explicitly requested dtype int64 ... will be truncated") and no split at traced positions."""
+    pytest.importorskip("jax")
+    import warnings
+    script = Script(name, tmp_path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Explicitly requested dtype")
+        warnings.filterwarnings("error", message="Split node does not have constant")
+        result = script(tmp_path / "run", "--backend=jax")
+    assert result["n_updates"] == 2 and np.isfinite(result["cost"]).all()
