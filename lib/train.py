@@ -13,7 +13,9 @@ continues it) or ``--overwrite`` (which replaces it) is given, and checks a chec
 from, and the flags it may be resumed with (``RESUMABLE``), before any data is loaded or anything
 compiled; a refused resume writes nothing. Ctrl-C or SIGTERM stops at the next update or epoch
 end with a checkpoint (exit status 130 or 143); a second one stops at once, keeping the last
-checkpoint. A loss that is not finite stops the run without saving (the last checkpoint is kept).
+checkpoint. A loss that is not finite stops the run without saving (the last checkpoint is kept);
+so does a minibatch that cannot be read (``DataError``: a data file broken or changed mid-run).
+A resumed run whose data now has another number of training examples is refused (``describe``).
 """
 import json
 import os
