@@ -15,9 +15,12 @@ File layout (fuel's H5PYDataset convention, readable by fuel itself):
   ``names`` (synthetic faces' labels), listed in ``split`` like ``features``.
 
 Data is read from disk one batch at a time unless the selected rows are small
-(``load_in_memory=None`` loads them when they fit in ``IN_MEMORY_MAX_BYTES``).
+(``load_in_memory=None`` loads them when they fit in ``IN_MEMORY_MAX_BYTES``). Such a read first
+checks that the file is the one opened: HDF5 reads past the end of a file truncated under it as
+zeros, silently, so a file that changed size or was rewritten is a ``DataError`` naming it.
 """
 import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +217,7 @@ class H5Dataset:
         except Exception as err:
             raise DataError(f'{self.path}: not a readable HDF5 file ({type(err).__name__}: {err})') from None
         with f:
+            self._opened = _signature(f)
             splits = read_split_dict(f, self.path)
             for split in self.which_sets:
                 if split not in splits:
@@ -279,8 +283,19 @@ class H5Dataset:
                                              else p for p in parts]))
         return rows
 
+    def _check_unchanged(self, f):
+        """DataError unless the open file ``f`` still has the size and modification time it had
+        when this dataset was made (a training file truncated or rewritten mid-run)."""
+        now = _signature(f)
+        if now != self._opened and None not in (now, self._opened):
+            how = 'rewritten' if now[0] == self._opened[0] else f'{now[0]} bytes now'
+            raise DataError(f'{self.path}: changed while being read ({self._opened[0]} bytes '
+                            f'when opened, {how}): truncated or overwritten? A run needs its '
+                            f'data file unchanged')
+
     def _read(self, f, source, rows):
         try:
+            self._check_unchanged(f)
             if isinstance(rows, slice):
                 return f[source][rows]
             dset = f[source]
@@ -342,6 +357,15 @@ class H5Dataset:
         """Names of the columns of the 'attributes' source (synthetic faces), or []."""
         names = self.attrs.get('attributes', {}).get('names', [])
         return [_decode(n) for n in names]
+
+
+def _signature(f):
+    """(size, modification time) of an open h5py.File, or None (a driver without a file)."""
+    try:
+        st = os.fstat(f.id.get_vfd_handle())
+    except Exception:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _count(rows):

@@ -13,7 +13,9 @@ continues it) or ``--overwrite`` (which replaces it) is given, and checks a chec
 from, and the flags it may be resumed with (``RESUMABLE``), before any data is loaded or anything
 compiled; a refused resume writes nothing. Ctrl-C or SIGTERM stops at the next update or epoch
 end with a checkpoint (exit status 130 or 143); a second one stops at once, keeping the last
-checkpoint. A loss that is not finite stops the run without saving (the last checkpoint is kept).
+checkpoint. A loss that is not finite stops the run without saving (the last checkpoint is kept);
+so does a minibatch that cannot be read (``DataError``: a data file broken or changed mid-run).
+A resumed run whose data now has another number of training examples is refused (``describe``).
 """
 import json
 import os
@@ -498,6 +500,9 @@ class Loop:
                                    else f"--max_updates={self.max_updates}")
                 if self.checkpoint_every and time.time() - self._last_save > self.checkpoint_every:
                     self._checkpoint()
+                    if self._stop.signal is not None:  # came during that write: it is the stop's
+                        bar.close()
+                        raise _Stopped(signal.Signals(self._stop.signal).name)
         finally:
             bar.close()
 
@@ -531,8 +536,13 @@ class Loop:
             kept = (f"the last checkpoint ({run.checkpoint_path}, update {saved}) is kept"
                     if saved is not None else "no checkpoint was saved")
             flags.fail(f"{e}; stopped without saving: {kept}")
-        if isinstance(e, (CheckpointError, DataError)):  # DataError: a batch that cannot be read
+        if isinstance(e, CheckpointError):
             flags.fail(e)
+        if isinstance(e, DataError):  # a batch that cannot be read: the data file changed or broke
+            kept = (f"the last checkpoint ({run.checkpoint_path}, update {saved}) is kept: "
+                    f"--resume continues from it once the data is readable"
+                    if saved is not None else "no checkpoint was saved")
+            flags.fail(f"{e}; {kept}")
         if isinstance(e, OSError):  # a full disk, a folder made read-only mid-run
             flags.fail(f"{e.filename or run.out_dir}: {e.strerror or e}")
         if isinstance(e, KeyboardInterrupt):
@@ -553,7 +563,17 @@ def describe(run, data, ntrain, nval, gen_params, discrim_params, model, backend
              speed=True):
     """Apply the process-wide speed settings (``speed``: the script's ``--speed_settings``,
     lib/speed.py) and print the run's first line: ``data: ... | model: ... | backend: ... |
-    output: ... | speed settings: ...``."""
+    output: ... | speed settings: ...``.
+
+    A resumed run is first checked against its data: the epoch order in its checkpoint covers
+    ``ntrain`` examples, else the data changed since the run started (more or fewer images in
+    its folder or file) and the run is refused (``error:``, exit 2), before anything is written."""
+    if run.saved is not None:
+        before = len(run.saved[1]["perm"])
+        if before != ntrain:
+            flags.fail(f"--resume: {data} now has {ntrain} training examples, the run trained on "
+                       f"{before}: its data changed since it started; resume it with its own "
+                       f"data, or start a new --out_dir")
     from lib import speed as speed_settings
     from lib.backend import describe_mode
     settings = speed_settings.apply(speed, backend_name)

@@ -189,6 +189,8 @@ class LSUN:
             self._open_converted(drop, limit)
             return
         self.env = open_env(self.path)
+        self._mdb = self.path / 'data.mdb' if self.path.is_dir() else self.path
+        self._mdb_size = self._mdb.stat().st_size
         try:
             self._index(drop, limit)
         except BaseException:
@@ -267,6 +269,13 @@ class LSUN:
 
     def _values(self, keys):
         lmdb = _lmdb()
+        try:
+            size = self._mdb.stat().st_size
+        except FileNotFoundError:  # deleted: its pages stay mapped and readable
+            size = self._mdb_size
+        if size < self._mdb_size:  # a read past the new end would kill the process (SIGBUS)
+            raise DataError(f'{self._mdb}: truncated while being read ({self._mdb_size} bytes '
+                            f'when opened, {size} now): a run needs its database unchanged')
         try:
             with self.env.begin(buffers=False) as txn:
                 for key in keys:

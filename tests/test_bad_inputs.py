@@ -358,6 +358,27 @@ def test_resume_at_every_position(full_run, tmp_path, stop):
     _same_outputs(full_run, tmp_path)
 
 
+def test_resume_on_changed_data_is_refused(tmp_path, capsys):
+    """The run's data file lost images after a stop (32 training images, then 24): --resume is
+    refused before any work, naming the file and both counts, and not one file of the run
+    changes (its epoch order would index images that are gone, or skip some)."""
+    from lib.data_hdf5 import H5Writer
+
+    def faces_file(path, n):
+        with H5Writer(path, n, 64) as w:
+            w.write(np.random.RandomState(n).randint(0, 256, (n, 64, 64, 3)).astype(np.uint8))
+            w.finish(ntest=4)
+    data = tmp_path / "faces.hdf5"
+    faces_file(data, 40)
+    run = tmp_path / "run"
+    assert _train(run, f"--data={data}", "--max_updates=1")["stopped"]
+    faces_file(data, 28)
+    before = snapshot(run)
+    expect_error(capsys, lambda: _train(run, f"--data={data}", "--resume"), "--resume", str(data),
+                 "now has 24", "trained on 32")
+    assert snapshot(run) == before
+
+
 def test_resume_with_more_epochs_is_announced(full_run, tmp_path, capsys):
     shutil.copytree(full_run, tmp_path / "run")
     result = _train(tmp_path / "run", "--resume", "--niter=3")
@@ -491,6 +512,37 @@ def test_second_sigint_stops_at_once_without_a_traceback(tmp_path):
     from lib.train import read_checkpoint
     read_checkpoint(out / "models/uncond_dcgan/latest_checkpoint.npz")  # whole and readable
     assert _train(out, "--resume", "--niter=3", "--n_nnd=20000", "--max_updates=1")["stopped"]
+
+
+def test_two_sigints_during_a_checkpoint_write(full_run, tmp_path, monkeypatch, capsys):
+    """Ctrl-C twice while a checkpoint is written (sent by the writer itself, so always mid-write;
+    a checkpoint after every update): the first is acknowledged, the second says the write
+    finishes first; the run then stops with that checkpoint (update 1), exit 130, no traceback,
+    and --resume ends where the uninterrupted run ends, bit for bit."""
+    from lib import train
+    real, calls = train.save_checkpoint, []
+
+    def interrupted_twice(*args, **kwargs):
+        if not calls:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        calls.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train, "save_checkpoint", interrupted_twice)
+    with pytest.raises(SystemExit) as exc:
+        _train(tmp_path, "--checkpoint_every=1e-9")
+    captured = capsys.readouterr()
+    assert exc.value.code == 130
+    assert "Traceback" not in captured.err + captured.out
+    assert "SIGINT: stopping after this update" in captured.err
+    assert "SIGINT: the checkpoint is being written; stopping when it is" in captured.err
+    assert "stopped (SIGINT) after update 1" in captured.out
+    assert len(calls) == 1
+    meta, _ = train.read_checkpoint(tmp_path / "models/uncond_dcgan/latest_checkpoint.npz")
+    assert meta["counters"]["n_updates"] == 1
+    monkeypatch.setattr(train, "save_checkpoint", real)
+    assert _train(tmp_path, "--resume", "--checkpoint_every=1e-9")["n_updates"] == 4
+    _same_outputs(full_run, tmp_path)
 
 
 def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
@@ -633,18 +685,39 @@ def test_c_backend_does_not_warn_about_blas():
 
 def test_jax_graphs_request_no_float64():
     """Float32 sums and products on JAX without 64-bit types: no float64 request (the warning
-    "Explicitly requested dtype float64 ... will be truncated"), the same values."""
+    "Explicitly requested dtype float64 ... will be truncated"), the same values. Then the whole
+    faces model (a training step of G and of D, the generator, at tiny widths): no 64-bit request
+    of any kind, e.g. the int64 shape vectors (MakeVector) cast to float32 for a mean's count."""
     pytest.importorskip("jax")
     import warnings
     import pytensor
     import pytensor.tensor as T
+    from lib import rng
     from lib.backend import get_mode
     x = T.matrix()
     f = pytensor.function([x], [T.mean(x), T.sum(x, axis=0), T.prod(x)], mode=get_mode("jax"))
     a = np.random.RandomState(0).rand(5, 4).astype("float32")
     with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="Explicitly requested dtype float64")
+        warnings.filterwarnings("error", message="Explicitly requested dtype")
         mean, total, prod = f(a)
     np.testing.assert_allclose(mean, a.mean(), rtol=1e-6)
     np.testing.assert_allclose(total, a.sum(0), rtol=1e-6)
     np.testing.assert_allclose(prod, a.prod(), rtol=1e-5)
+
+    saved = {k: getattr(faces_train, k) for k in ("ngf", "ndf")}
+    try:
+        faces_train.ngf = faces_train.ndf = 4
+        rng.set_seed(0)
+        _train_g, _train_d, _gen, *_ = faces_train.build(*faces_train.init_params(),
+                                                         get_mode("jax"))
+    finally:
+        for k, v in saved.items():
+            setattr(faces_train, k, v)
+    r = np.random.RandomState(0)
+    X = r.uniform(-1, 1, (4, 3, 64, 64)).astype("float32")
+    Z = r.uniform(-1, 1, (4, faces_train.nz)).astype("float32")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Explicitly requested dtype")
+        costs = [_train_g(X, Z), _train_d(X, Z)]
+        samples = np.asarray(_gen(Z))
+    assert all(np.isfinite(c).all() for c in costs) and samples.shape == (4, 3, 64, 64)

@@ -273,5 +273,5 @@ optdb.register("conv_host_shape", dfs_rewriter(local_conv_host_shape), "jax", "p
                position=100)
 optdb.register("reshape_host_shape", dfs_rewriter(local_reshape_host_shape), "pytorch",
                position=100)
-optdb.register("alloc_host_shape", dfs_rewriter(local_alloc_host_shape), "pytorch",
+optdb.register("alloc_host_shape", dfs_rewriter(local_alloc_host_shape), "jax", "pytorch",
                position=100)

@@ -29,6 +29,7 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.rewriting.basic import dfs_rewriter, node_rewriter
 from pytensor.link.jax.dispatch import jax_funcify
 from pytensor.link.jax.dispatch.shape import JAXShapeTuple
+from pytensor.tensor.basic import MakeVector, Split
 from pytensor.tensor.math import Prod, Sum
 from pytensor.tensor.shape import Shape_i
 
@@ -182,3 +183,63 @@ def local_jax_float32_accumulation(fgraph, node):
 
 optdb.register("jax_float32_accumulation", dfs_rewriter(local_jax_float32_accumulation),
                "jax", position=100.6)
+
+
+@jax_funcify.register(MakeVector)
+def jax_funcify_MakeVector(op, **kwargs):
+    """A vector of scalars (e.g. a shape, cast to float32 for a mean's count) in the dtype JAX
+    computes it in: int64 is int32 when JAX runs without 64-bit types, as PyTensor's JAX backend
+    runs float32 graphs.
+
+    PyTensor's own kernel asked for ``op.dtype`` (int64 for shapes), which JAX truncated to int32
+    with a warning per call site ("Explicitly requested dtype int64 ... will be truncated"). The
+    canonical dtype is what JAX makes of the request anyway: the same values, no request.
+    """
+    dtype = jax.dtypes.canonicalize_dtype(op.dtype)
+
+    def makevector(*x):
+        return jnp.array(x, dtype=dtype)
+
+    return makevector
+
+
+_pytensor_split = jax_funcify.dispatch(Split)
+
+
+@node_rewriter([Split])
+def local_jax_split_host_shape(fgraph, node):
+    """Compute the sizes of a ``Split`` on the host when they are arithmetic on shapes: JAX
+    splits at concrete positions only.
+
+    E.g. the gradient of a concatenation (mnist's ``conv_cond_concat`` joins y's maps to the
+    images along the channels) splits at the joined inputs' sizes, ``Shape_i`` of traced values.
+    """
+    x, axis, splits = node.inputs
+    if not isinstance(axis, Constant) or isinstance(splits, Constant) or (
+            splits.owner is not None and isinstance(splits.owner.op, HostShape)):
+        return None
+    new = host_shape(splits)
+    if new is None:
+        return None
+    return [old.type.filter_variable(out) for old, out in
+            zip(node.outputs, node.op.make_node(x, axis, new).outputs)]
+
+
+optdb.register("jax_split_host_shape", dfs_rewriter(local_jax_split_host_shape), "jax",
+               position=100.5)
+
+
+@jax_funcify.register(Split)
+def jax_funcify_Split(op, node, **kwargs):
+    """A ``Split`` whose sizes are a ``HostShape`` (Python ints when traced) splits at those
+    concrete positions; any other, as PyTensor's own kernel."""
+    _, axis, splits = node.inputs
+    if not (isinstance(axis, Constant) and splits.owner is not None
+            and isinstance(splits.owner.op, HostShape)):
+        return _pytensor_split(op, node=node, **kwargs)
+    axis = int(axis.data)
+
+    def split(x, _axis, sizes):
+        return jnp.split(x, np.cumsum(sizes[:-1]).tolist(), axis=axis)
+
+    return split
