@@ -4,7 +4,9 @@ Saving follows ``scipy.misc.imsave``, which the original used: the whole grid is
 to 0..255 (scipy's ``bytescale``), so a grid of images in [0, 1] that reaches both 0 and 1 is
 saved as round(255*x); the empty cells of an unfilled grid are 0 and take part in the min-max.
 """
+import io
 import os
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -42,7 +44,8 @@ def bytescale(data):
 def imsave(path, img):
     """Save a (H, W) grayscale or (H, W, 3) RGB array as an image, min-max scaled (``bytescale``).
 
-    The format comes from the file extension; the file is replaced atomically.
+    The format comes from the file extension; the file is replaced atomically, unless it holds
+    these very bytes already (then it is not touched).
     """
     # PORT: scipy.misc.imsave is gone from SciPy; this is its behaviour, written with Pillow
     image = Image.fromarray(bytescale(np.asarray(img)))  # uint8 (H, W) -> 'L', (H, W, 3) -> 'RGB'
@@ -50,7 +53,15 @@ def imsave(path, img):
     fmt = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
     if fmt is None:
         raise ValueError(f"{path}: unknown image extension")
-    atomic_write(path, lambda f: image.save(f, format=fmt))
+    encoded = io.BytesIO()
+    image.save(encoded, format=fmt)
+    data = encoded.getvalue()
+    try:
+        if os.path.getsize(path) == len(data) and Path(path).read_bytes() == data:
+            return  # the same image is there already (a resumed run's data grid): left untouched
+    except OSError:
+        pass
+    atomic_write(path, lambda f: f.write(data))
 
 
 def grayscale_grid_vis(X, nhw, save_path=None):

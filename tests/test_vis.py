@@ -98,3 +98,19 @@ def test_unknown_extension_is_refused(tmp_path):
     with pytest.raises(ValueError, match="extension"):
         grayscale_grid_vis(np.zeros((1, 2, 2)), (1, 1), save_path=tmp_path / "x.unknown")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_saving_the_same_image_again_leaves_the_file_untouched(tmp_path):
+    """A resumed or refused run redraws its data grid: the same bytes keep the file (and its
+    modification time); different ones replace it."""
+    import os
+    path = tmp_path / "g.png"
+    x = np.linspace(0, 1, 48).reshape(4, 4, 3)
+    color_grid_vis(x[None], (1, 1), save_path=path)
+    os.utime(path, ns=(1, 1))
+    color_grid_vis(x[None], (1, 1), save_path=path)
+    assert os.stat(path).st_mtime_ns == 1
+    color_grid_vis(1 - x[None] ** 2, (1, 1), save_path=path)
+    assert os.stat(path).st_mtime_ns != 1
+    np.testing.assert_array_equal(np.asarray(Image.open(path)),
+                                  np.floor(255 * (1 - x ** 2) + 0.5).astype(np.uint8))
