@@ -61,7 +61,8 @@ def measure(X, attrs, feats, act, grad, channels, k, rng, nbatch_=128):
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['n_features', 'n_measure', 'nbatch'],
+                             non_negative=['epoch'], folders=['out_dir'])
     from faces import attrnet, synthetic
     from lib.backend import get_mode, resolve_backend
     if n_pool < max(top_k, 2) or top_k < 2:

@@ -148,7 +148,9 @@ def attributes(pred, det_maps):
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['C', 'n_show', 'n_population', 'nbatch'],
+                             non_negative=['epoch'], fractions=['box_threshold'],
+                             folders=['out_dir'])
     if layer not in ('h2', 'h3', 'h4'):
         flags.fail(f'--layer={layer}: expected h2, h3 or h4 (gen\'s rectified conv layers)')
     for name, v, lo in (('n_detector', n_detector, 10), ('n_fit', n_fit, 2), ('n_eval', n_eval, 4),

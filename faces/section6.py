@@ -228,6 +228,9 @@ def setup(model, epoch, backend, bn, n_population, nbatch, need_discrim=False):
                         f'{gen_file.name}')
     if nbatch < 2:
         raise DataError(f'--nbatch={nbatch}: expected at least 2 (batchnorm over the batch)')
+    if bn == 'population' and n_population < 2:
+        raise DataError(f'--n_population={n_population}: expected at least 2 (batchnorm statistics '
+                        f'of one sample are degenerate)')
     try:
         mode = get_mode(resolve_backend(backend))
     except (ValueError, RuntimeError) as e:

@@ -64,11 +64,15 @@ def memorisation(samples, train, heldout):
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['rows', 'sharp_factor', 'n_show',
+                                                            'n_population', 'nbatch'],
+                             non_negative=['epoch'], folders=['out_dir'])
     for name, v, lo in (('n_walks', n_walks, 1), ('steps', steps, 3), ('n_mem', n_mem, 1),
                         ('n_ref', n_ref, 1)):
         if v < lo:
             flags.fail(f'--{name}={v}: expected at least {lo}')
+    if data and not section6.resolve(data).exists():
+        flags.fail(f'--data={data}: no such file or folder')
     mode, files, gen = exit_on_data_error(section6.setup, model, epoch, backend, bn, n_population,
                                           nbatch)
     print(section6.describe(files, gen, bn), flush=True)

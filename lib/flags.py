@@ -3,9 +3,10 @@
 Like nanoGPT's configurator: every module-level int/float/str/bool the script declares in its
 hyperparameter block can be overridden; values are coerced to the default's type; an unknown key
 or a value of the wrong type is a one-line error (exit status 2). Float values must be finite;
-``configure`` also checks the ranges a script names (positive, non-negative, fractions) and any
-``seed`` (0 .. 2**32 - 1, what NumPy's RandomState takes), and the script checks the rest with
-``FlagError`` before it starts any work, so an error names the flag the user typed. ``--help``
+``configure`` also checks the ranges a script names (positive, non-negative, fractions; counts at
+most 2**31 - 1) and any ``seed`` (0 .. 2**32 - 1, what NumPy's RandomState takes), and that the
+output folders and files it names can be written (``check_output``); the script checks the rest
+with ``FlagError`` before it starts any work, so an error names the flag the user typed. ``--help``
 (or ``-h``) lists the flags with their defaults and the comments of the hyperparameter block.
 
 ``command(main)`` runs a script's ``main`` as a command: Ctrl-C (SIGINT) and SIGTERM end it with
@@ -61,14 +62,19 @@ def _coerce(name, default, text):
 
 
 SEED_MAX = 2**32 - 1  # NumPy's RandomState takes seeds 0 .. 2**32 - 1
+COUNT_MAX = 2**31 - 1  # an int flag with a range: larger values overflow NumPy's and C's sizes
 
 
 def check_ranges(values, *, positive=(), non_negative=(), fractions=(), typed=None):
     """Raise FlagError for the first of ``values`` (name -> value) outside its range: ``positive``
-    names > 0, ``non_negative`` >= 0, ``fractions`` in [0, 1); a ``seed`` in 0 .. 2**32 - 1.
-    ``typed``: the text the user gave for a name, shown in the message."""
+    names > 0, ``non_negative`` >= 0, ``fractions`` in [0, 1); a ``seed`` in 0 .. 2**32 - 1; the
+    ints of ``positive`` and ``non_negative`` at most ``COUNT_MAX``. ``typed``: the text the user
+    gave for a name, shown in the message."""
     def flag(name):
         return f"--{name}={(typed or {}).get(name, values[name])}"
+    for name in (*positive, *non_negative):
+        if isinstance(values[name], int) and values[name] > COUNT_MAX:
+            raise FlagError(f"{flag(name)}: expected a number <= {COUNT_MAX}")
     for name in positive:
         if values[name] <= 0:
             raise FlagError(f"{flag(name)}: expected a number > 0")
@@ -80,6 +86,43 @@ def check_ranges(values, *, positive=(), non_negative=(), fractions=(), typed=No
             raise FlagError(f"{flag(name)}: expected a number in [0, 1)")
     if "seed" in values and not 0 <= values["seed"] <= SEED_MAX:
         raise FlagError(f"{flag('seed')}: expected an integer in 0 .. {SEED_MAX}")
+
+
+def check_output(name, value, folder):
+    """Raise FlagError unless ``--name=value`` can be written, before any work: a folder the script
+    writes into (``folder``; made later if missing) or a file (written in its folder, made later if
+    missing). A file is made and removed in the folder (and the missing folders made and removed
+    again) to be sure: root ignores permissions, but not a read-only filesystem. ``''`` is
+    skipped (the script's default)."""
+    if not value:
+        return
+    path = Path(value)
+    if folder and path.exists() and not path.is_dir():
+        raise FlagError(f"--{name}={value}: a file, not a folder")
+    if not folder:
+        if path.is_dir():
+            raise FlagError(f"--{name}={value}: a folder, expected a file name")
+        path = path.parent
+    missing, above = [], path
+    while not above.exists() and above != above.parent:
+        missing.append(above)
+        above = above.parent
+    if not above.is_dir():
+        raise FlagError(f"--{name}={value}: {above} is a file, not a folder")
+    made = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            made.append(d)
+        probe = path / f".write_test.{os.getpid()}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        probe.unlink()
+    except OSError as e:  # a folder that cannot be made, or the probe file in ``path``
+        where = path if not e.filename or Path(e.filename).parent == path else e.filename
+        raise FlagError(f"--{name}={value}: cannot write in {where}: {e.strerror or e}") from None
+    finally:
+        for d in reversed(made):
+            d.rmdir()
 
 
 def parse(defaults, argv, typed=None):
@@ -126,14 +169,15 @@ def usage(namespace, defaults):
     return "\n".join(lines)
 
 
-def configure(namespace, names, argv=None, **ranges):
+def configure(namespace, names, argv=None, folders=(), files=(), **ranges):
     """Apply command-line overrides to the module-level ``names`` of ``namespace`` (in place).
 
     Names from ``declared`` start from their declared values, so a second call (a test, an
     experiment calling ``main`` again) does not inherit the first one's flags.
 
-    ``ranges``: ``check_ranges``'s keyword arguments. Returns the resolved configuration (name ->
-    value). On a bad flag prints one line to stderr and exits with status 2; nothing is changed.
+    ``ranges``: ``check_ranges``'s keyword arguments; ``folders`` and ``files``: output flags for
+    ``check_output``. Returns the resolved configuration (name -> value). On a bad flag prints
+    one line to stderr and exits with status 2; nothing is changed.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     defaults = dict(overridable(namespace, names), **getattr(names, 'defaults', {}))
@@ -144,6 +188,10 @@ def configure(namespace, names, argv=None, **ranges):
         typed = {}
         values = dict(defaults, **parse(defaults, argv, typed))
         check_ranges(values, typed=typed, **ranges)
+        for name in folders:
+            check_output(name, values[name], folder=True)
+        for name in files:
+            check_output(name, values[name], folder=False)
     except FlagError as e:
         fail(e)
     namespace.update(values)
