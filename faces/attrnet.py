@@ -29,6 +29,7 @@ import pytensor.tensor as T
 
 from lib import activations, flags, inits, rng, updates
 from lib.costs import binary_crossentropy
+from lib.data_image import exit_on_data_error
 from lib.files import atomic_write_text
 from lib.ops import dnn_conv
 from lib.theano_utils import floatX, sharedX
@@ -211,14 +212,24 @@ def main(argv=None):
     from lib.backend import describe_mode, get_mode, resolve_backend
     from lib.params import save_params
     from tqdm import tqdm
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['nf', 'nfeat', 'ntrain', 'nval',
+                                                            'nbatch', 'lr'],
+                             non_negative=['niter', 'niter_decay'])
+    if niter + niter_decay < 1 and not check:
+        flags.fail(f'--niter={niter} --niter_decay={niter_decay}: nothing to train (at least one '
+                   f'epoch)')
+    if not check:  # --check reads --out
+        try:
+            flags.check_output('out', out, folder=False)
+        except flags.FlagError as e:
+            flags.fail(e)
     path = Path(out) if out else DEFAULT_PATH
     name = resolve_backend(backend, task='train')
     mode = get_mode(name)
     vaimgs, (vab, vah, var) = load_synthetic(nval, HELDOUT_SEED)
     vaX = transform(vaimgs)
     if check:
-        net = load(path, mode)
+        net = exit_on_data_error(load, path, mode)
         print(json.dumps(accuracy(net.predict(vaX), vab, vah, var), indent=1))
         return
     rng.set_seed(seed)

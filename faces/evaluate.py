@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from lib import flags
 from lib.backend import get_mode, resolve_backend
@@ -120,8 +121,10 @@ def side_by_side(real, fake, path, side=8, gap=8):
 def main(argv=None):
     from faces import sample_dcgan
     from faces.sample_dcgan import build_sampler, find_gen_params
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, files=['out', 'grid'])
     try:
+        if grid and Image.registered_extensions().get(Path(grid).suffix.lower()) is None:
+            raise DataError(f'--grid={grid}: expected an image file name (.png, .jpg, ...)')
         if n_eval < yardstick.K + 1:
             raise DataError(f'--n_eval={n_eval}: expected at least {yardstick.K + 1}')
         if nbatch < 2:
