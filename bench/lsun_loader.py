@@ -79,7 +79,8 @@ def read_speed(d, rs):
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv, positive=['n', 'nbatch', 'batches', 'rounds'])
+    config = flags.configure(globals(), FLAGS, argv, positive=['n', 'nbatch', 'batches', 'rounds'],
+                             folders=['work'], files=['json_out'])
     from lsun import convert, load
     folder = Path(work)
     folder.mkdir(parents=True, exist_ok=True)

@@ -219,10 +219,7 @@ def main(argv=None):
         flags.fail(f'--niter={niter} --niter_decay={niter_decay}: nothing to train (at least one '
                    f'epoch)')
     if not check:  # --check reads --out
-        try:
-            flags.check_output('out', out, folder=False)
-        except flags.FlagError as e:
-            flags.fail(e)
+        flags.writable('out', out, folder=False)
     path = Path(out) if out else DEFAULT_PATH
     name = resolve_backend(backend, task='train')
     mode = get_mode(name)

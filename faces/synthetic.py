@@ -363,11 +363,14 @@ def main(argv=None):
     """
     globals().update(DEFAULTS)  # every call starts from the defaults, then the flags
     flags.configure(globals(), FLAGS, argv, positive=['n', 'workers'])
-    if size < 8:
-        flags.fail(f'--size={size}: expected at least 8 px')
+    if not 8 <= size <= 1024:  # PORT: the models take 64 (and 32) px; a huge size overflows memory
+        flags.fail(f'--size={size}: expected 8 .. 1024 px')
     picture = grid or ('synthetic_faces_grid.png' if grid_only else '')
     if picture and Path(picture).suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
         flags.fail(f'--grid={picture}: expected an image file name (.png, .jpg, ...)')
+    flags.writable('grid', picture, folder=False)
+    if not grid_only:
+        flags.writable('out', out, folder=False)
     if not grid_only:
         t0 = time.time()
         path = exit_on_data_error(generate, n, seed, size, out or None, workers=workers)

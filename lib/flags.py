@@ -125,6 +125,15 @@ def check_output(name, value, folder):
             d.rmdir()
 
 
+def writable(name, value, folder):
+    """``check_output`` for an output the script needs only in some modes: exits with one line
+    (status 2) where ``--name=value`` cannot be written."""
+    try:
+        check_output(name, value, folder)
+    except FlagError as e:
+        fail(e)
+
+
 def parse(defaults, argv, typed=None):
     """Parse ``argv`` (``--name=value`` or bare ``--flag`` for booleans) against ``defaults``.
 

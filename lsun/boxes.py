@@ -248,6 +248,11 @@ def main(argv=None):
         if out_path.exists() and not overwrite:
             raise DataError(f'--out={out}: exists (its boxes would be lost): --overwrite to '
                             f'replace it')
+        if out_path.with_suffix('') == out_path:
+            raise DataError(f'--out={out}: expected a file name with an extension (boxes.json: '
+                            f'its samples go in boxes/)')
+        flags.writable('out', out, folder=False)
+        flags.writable('out', str(out_path.with_suffix('')), folder=True)
         from lib.backend import get_mode
         from lib.vis import color_grid_vis
         from PIL import Image

@@ -313,6 +313,12 @@ def main(argv=None):
     nx = npx*npx*nc
     if not measure and not data:
         flags.fail(f'--data: required (or --measure). {load.WHERE}')
+    if measure:
+        flags.writable('out_dir', out_dir, folder=True)
+    else:
+        flags.writable('out', out, folder=False)
+        if cache not in ('', 'none'):
+            flags.writable('cache', cache, folder=False)
     mode = get_mode(resolve_backend(backend, task='other'))
     rng.set_seed(seed)
     try:
