@@ -18,9 +18,9 @@ from lib.files import atomic_write
 
 runs = ''        # comma-separated evaluate.py JSON files
 labels = ''      # comma-separated labels (default: the file names)
-out = 'fd_curve.png'
+out = 'fd_curve.png'  # the plot (PNG)
 
-FLAGS = ['runs', 'labels', 'out']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 COLOURS = [(200, 40, 40), (30, 90, 200), (30, 150, 60), (150, 60, 170)]
 
 
@@ -77,7 +77,7 @@ def plot(curves, floor, path, size=(720, 440)):
 
 
 def main(argv=None):
-    flags.configure(globals(), FLAGS, argv)
+    flags.configure(globals(), FLAGS, argv, files=['out'])
     files = [f for f in runs.split(',') if f]
     names = labels.split(',') if labels else [Path(f).stem for f in files]
     if not files or len(names) != len(files):

@@ -29,7 +29,7 @@ work = '/tmp/lsun_bench'  # where the fixture databases and the conversion are k
 json_out = ''           # write the results here too
 seed = 0                # seed of the fixtures and of the indices
 
-FLAGS = ['n', 'nbatch', 'batches', 'rounds', 'work', 'json_out', 'seed']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def textured_room(i, rs):

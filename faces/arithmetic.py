@@ -43,8 +43,7 @@ nbatch = 128            # # of z per generator call
 out_dir = 'section6'    # arithmetic.png and arithmetic.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'equations', 'n_pool', 'confident', 'k', 'n_draws', 'n_neighbours',
-         'radius', 'show', 'seed', 'bn', 'n_population', 'nbatch', 'out_dir', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 BINARY = ('smiling', 'glasses', 'long_hair')
 

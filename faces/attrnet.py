@@ -57,8 +57,7 @@ out = ''                # '' = models/faces_attrnet/attrnet_params.npz
 check = False           # only report the held-out accuracy of --out (or the committed weights)
 backend = ''            # c | numba | jax | pytorch | python; '' = the fastest here
 
-FLAGS = ['nf', 'nfeat', 'ntrain', 'nval', 'nbatch', 'niter', 'niter_decay', 'lr', 'seed', 'out',
-         'check', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 relu = activations.Rectify()
 lrelu = activations.LeakyRectify()

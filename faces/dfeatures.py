@@ -37,8 +37,7 @@ nbatch = 128            # # of images per discriminator call
 out_dir = 'section6'    # dfeatures_{trained,random}.png and dfeatures.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'n_pool', 'n_features', 'top_k', 'n_measure', 'seed', 'nbatch',
-         'out_dir', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def measure(X, attrs, feats, act, grad, channels, k, rng, nbatch_=128):

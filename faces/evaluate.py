@@ -37,7 +37,7 @@ out = 'yardstick.json'  # JSON written here
 grid = ''           # '' = none; else a PNG: 8x8 held-out real faces beside 8x8 generated ones
 backend = ''        # c | numba | jax | pytorch | python; '' = the default here
 
-FLAGS = ['model', 'epochs', 'n_eval', 'data', 'nbatch', 'seed', 'out', 'grid', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def model_files(path, which):

@@ -44,8 +44,7 @@ nbatch = 128            # # of z per generator call
 out_dir = 'section6'    # forget.png and forget.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'layer', 'n_detector', 'n_fit', 'n_eval', 'n_random', 'C', 'box_threshold',
-         'n_show', 'seed', 'bn', 'n_population', 'nbatch', 'out_dir', 'backend']
+FLAGS = flags.declared(globals(), also=['C'])  # every value above is a --flag
 
 DETECTOR_SEED = 3       # synthetic faces of this seed train the detector (no other set uses it)
 CELL = 16               # the detector's map: CELL x CELL cells of 4x4 pixels

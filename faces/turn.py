@@ -35,8 +35,7 @@ nbatch = 128            # # of z per generator call
 out_dir = 'section6'    # turn.png and turn.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'n_pool', 'yaw_threshold', 'n_walks', 'steps', 'scale', 'rows', 'seed',
-         'bn', 'n_population', 'nbatch', 'out_dir', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 STABLE = ('smiling', 'glasses', 'long_hair', 'hair')
 

@@ -39,8 +39,7 @@ nbatch = 128            # # of z per generator call
 out_dir = 'section6'    # walk.png, walk_nearest.png and walk.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'n_walks', 'steps', 'rows', 'sharp_factor', 'n_mem', 'n_ref', 'n_show',
-         'data', 'seed', 'bn', 'n_population', 'nbatch', 'out_dir', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def walks(sample, features, z0, z1, steps_, progress=None):

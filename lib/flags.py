@@ -253,10 +253,13 @@ class Declared(list):
         self.defaults = dict(defaults)
 
 
-def declared(namespace, derived=()):
+def declared(namespace, derived=(), also=()):
     """The flags of a script: the lower-case names of the int, float, str and bool globals of
     ``namespace`` so far (called right after the hyperparameter block, like nanoGPT's
     ``config_keys``; upper-case names are constants), less ``derived`` (values computed from
-    others, such as ``nx``). ``configure`` starts every call from these values."""
+    others, such as ``nx``, or fixed ones), and ``also`` those upper-case names that are flags
+    (``C``, the regularisation of the forget scripts). ``configure`` starts every call from these
+    values."""
     return Declared({n: v for n, v in namespace.items() if isinstance(v, _TYPES)
-                     and n == n.lower() and not n.startswith('_') and n not in derived})
+                     and (n == n.lower() and not n.startswith('_') or n in also)
+                     and n not in derived})

@@ -47,9 +47,7 @@ label = 'window'        # what the boxes mark
 overwrite = False       # replace an existing box file
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'out', 'n', 'seed', 'nbatch', 'scale', 'boxes', 'index', 'add', 'label',
-         'overwrite', 'backend']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 # ------------------------------------------------------------------------------------------
@@ -224,7 +222,6 @@ def parse_boxes(text, size):
 
 
 def main(argv=None):
-    globals().update(DEFAULTS)
     flags.configure(globals(), FLAGS, argv, positive=['n', 'nbatch', 'scale'])
     try:
         if boxes:

@@ -63,9 +63,7 @@ out_dir = 'dedup_measure'  # --measure: the database and dedup_measure.json go h
 seed = 0                # seed of lib.rng (weights, dropout, order) and of the measure's images
 backend = ''            # c | numba | jax | pytorch | python; '' = the default for analysis
 
-FLAGS = ['npx', 'nh', 'p_in', 'p_code', 'threshold', 'nbatch', 'niter', 'lr', 'ntrain', 'data',
-         'out', 'cache', 'measure', 'n_distinct', 'n_copies', 'out_dir', 'seed', 'backend']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals(), derived=['nc', 'nx'])  # every value above is a --flag
 
 relu = activations.Rectify()
 ifn = inits.Normal(scale=0.02)
@@ -305,7 +303,6 @@ def run_measure(mode, progress=True):
 
 
 def main(argv=None):
-    globals().update(DEFAULTS)  # every call starts from the defaults, then the flags
     flags.configure(globals(), FLAGS, argv, positive=['npx', 'nh', 'nbatch', 'niter', 'lr',
                                                       'ntrain', 'n_distinct'],
                     non_negative=['n_copies', 'threshold'], fractions=['p_in', 'p_code'])

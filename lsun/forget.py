@@ -35,8 +35,7 @@ seed = 0                # seed of the negatives and the random drops
 out_dir = 'forget'      # forget.png and forget.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['boxes', 'model', 'layer', 'C', 'n_random', 'n_show', 'seed', 'out_dir', 'backend']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals(), also=['C'])  # every value above is a --flag
 
 
 def change(X0, X1, masks):
@@ -47,9 +46,8 @@ def change(X0, X1, masks):
 
 
 def main(argv=None):
-    globals().update(DEFAULTS)
     config = flags.configure(globals(), FLAGS, argv, positive=['C', 'n_show'],
-                             non_negative=['n_random'])
+                             non_negative=['n_random'], folders=['out_dir'])
     try:
         if not boxes:
             raise DataError('--boxes: required (a box file of lsun/boxes.py)')
