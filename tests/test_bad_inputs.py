@@ -232,6 +232,32 @@ def test_corrupt_checkpoint_is_refused_and_kept(full_run, tmp_path, capsys):
     ("faces.synthetic", ["--seed=-1"], "--seed=-1"),
     ("faces.synthetic", ["--workers=0"], "--workers=0"),
     ("faces.synthetic", ["--grid_only", "--grid=faces.txt"], "--grid=faces.txt"),
+    ("faces.synthetic", ["--size=100000000000"], "--size=100000000000"),
+    ("faces.synthetic", ["--n=1e20"], "--n=1e20"),
+    # the section-6 experiments: ranges before the model is read
+    ("faces.arithmetic", ["--radius=-1"], "--radius=-1"),
+    ("faces.arithmetic", ["--show=0"], "--show=0"),
+    ("faces.arithmetic", ["--n_population=0"], "--n_population=0"),
+    ("faces.arithmetic", ["--n_population=1"], "--n_population=1"),
+    ("faces.arithmetic", ["--epoch=-1"], "--epoch=-1"),
+    ("faces.turn", ["--scale=0"], "--scale=0"),
+    ("faces.turn", ["--rows=0"], "--rows=0"),
+    ("faces.walk", ["--sharp_factor=-1"], "--sharp_factor=-1"),
+    ("faces.walk", ["--n_show=0"], "--n_show=0"),
+    ("faces.walk", ["--data=no_such_faces.hdf5"], "--data=no_such_faces.hdf5"),
+    ("faces.dfeatures", ["--n_features=0"], "--n_features=0"),
+    ("faces.dfeatures", ["--nbatch=0"], "--nbatch=0"),
+    ("faces.forget", ["--C=0"], "--C=0"),
+    ("faces.forget", ["--box_threshold=1"], "--box_threshold=1"),
+    ("faces.forget", ["--nbatch=1e20"], "--nbatch=1e20"),
+    ("faces.attrnet", ["--nf=0"], "--nf=0"),
+    ("faces.attrnet", ["--ntrain=0"], "--ntrain=0"),
+    ("faces.attrnet", ["--lr=0"], "--lr=0"),
+    ("faces.attrnet", ["--niter=0", "--niter_decay=0"], "--niter=0"),
+    ("faces.attrnet", ["--niter=-1"], "--niter=-1"),
+    ("svhn.sample_pretrained", ["--n=1e20"], "--n=1e20"),
+    ("imagenet.load_pretrained", ["--nvis=1e20"], "--nvis=1e20"),
+    ("bench.lsun_loader", ["--n=1e20"], "--n=1e20"),
 ], ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_other_entry_points(tmp_path, capsys, module, argv, named):
     import importlib
@@ -239,6 +265,64 @@ def test_other_entry_points(tmp_path, capsys, module, argv, named):
     extra = [f"--out_dir={tmp_path}"] if "out_dir" in mod.FLAGS else []
     expect_error(capsys, lambda: _restoring(mod)(argv + extra), named)
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+# Output paths that cannot be written: refused before any work, naming the flag; {file} is a
+# file, {dir} a folder, {ro} a path where nothing can be made (/proc, even for root)
+OUTPUTS = [
+    ("faces.arithmetic", ["--out_dir={file}"], "--out_dir="),
+    ("faces.arithmetic", ["--out_dir={file}/sub"], "is a file"),
+    ("faces.turn", ["--out_dir={ro}"], "--out_dir={ro}"),
+    ("faces.walk", ["--out_dir={ro}"], "--out_dir={ro}"),
+    ("faces.dfeatures", ["--out_dir={file}"], "--out_dir="),
+    ("faces.forget", ["--out_dir={ro}"], "--out_dir={ro}"),
+    ("faces.evaluate", ["--model=x", "--out={dir}"], "--out={dir}"),
+    ("faces.evaluate", ["--model=x", "--out={ro}/e.json"], "--out={ro}/e.json"),
+    ("faces.evaluate", ["--model=x", "--grid={ro}/g.png"], "--grid={ro}/g.png"),
+    ("faces.evaluate", ["--model=x", "--grid={dir}/g.txt"], "--grid="),
+    ("faces.attrnet", ["--out={dir}"], "--out={dir}"),
+    ("faces.attrnet", ["--out={ro}/a.npz"], "--out={ro}/a.npz"),
+    ("faces.synthetic", ["--n=4", "--out={dir}"], "--out={dir}"),
+    ("faces.synthetic", ["--n=4", "--out={ro}/s.hdf5"], "--out={ro}/s.hdf5"),
+    ("faces.synthetic", ["--n=4", "--out={file}/s.hdf5"], "is a file"),
+    ("faces.synthetic", ["--n=4", "--grid_only", "--grid={ro}/g.png"], "--grid={ro}/g.png"),
+    ("faces.convert", ["--src={dir}", "--out={ro}/c.hdf5"], "--out={ro}/c.hdf5"),
+    ("svhn.sample_pretrained", ["--out={ro}/s.png"], "--out={ro}/s.png"),
+    ("svhn.svhn_semisup_analysis", ["--out={dir}"], "--out={dir}"),
+    ("imagenet.load_pretrained", ["--out={ro}/s.png"], "--out={ro}/s.png"),
+    ("imagenet.cifar10_svm", ["--out={ro}/c.json"], "--out={ro}/c.json"),
+    ("lsun.boxes", ["--model=x", "--out={ro}/b.json"], "--out={ro}/b.json"),
+    ("lsun.boxes", ["--model=x", "--out={dir}/boxes"], "expected a file name with an extension"),
+    ("lsun.dedup", ["--measure", "--out_dir={file}"], "--out_dir="),
+    ("lsun.dedup", ["--data={dir}", "--cache={ro}/c.npy"], "--cache={ro}/c.npy"),
+    ("lsun.dfeatures", ["--out_dir={ro}"], "--out_dir={ro}"),
+    ("lsun.forget", ["--out_dir={file}"], "--out_dir="),
+    ("lsun.convert", ["--data={dir}", "--out={ro}/l.hdf5"], "--out={ro}/l.hdf5"),
+    ("bench.fd_curve", ["--runs=a.json", "--out={ro}/f.png"], "--out={ro}/f.png"),
+    ("bench.lsun_loader", ["--work={file}"], "--work="),
+    ("bench.lsun_loader", ["--json_out={ro}/l.json"], "--json_out={ro}/l.json"),
+]
+
+
+@pytest.mark.parametrize("module,argv,named", OUTPUTS,
+                         ids=[f"{m} {' '.join(a)}" for m, a, _ in OUTPUTS])
+def test_unwritable_outputs(tmp_path, capsys, module, argv, named):
+    import importlib
+    mod = importlib.import_module(module)
+    (tmp_path / "file").write_text("not a folder")
+    where = dict(file=tmp_path / "file", dir=tmp_path, ro="/proc/dcgan_test")
+    before = snapshot(tmp_path)
+    expect_error(capsys, lambda: _restoring(mod)([a.format(**where) for a in argv]),
+                 named.format(**where))
+    assert snapshot(tmp_path) == before and sorted(tmp_path.iterdir()) == [tmp_path / "file"]
+
+
+def test_attrnet_check_refuses_a_junk_file(tmp_path, capsys):
+    import faces.attrnet as attrnet
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a parameter file")
+    expect_error(capsys, lambda: _restoring(attrnet)(["--check", f"--out={junk}", "--nval=4",
+                                                      "--backend=c"]), str(junk))
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,11 +344,12 @@ def arch():
 @pytest.mark.parametrize("case", [
     "n=0", "nbatch=0", "n_population=0", "seed_negative", "seed_text", "bn", "no_model",
     "missing_model", "object_npz", "junk_file", "pickle_jl", "truncated_checkpoint",
-    "out_is_folder", "out_extension", "out_no_folder", "single_out_is_file"])
+    "out_is_folder", "out_extension", "out_no_folder", "single_out_is_file", "out_read_only",
+    "single_out_read_only", "n_population=1", "n_huge"])
 def test_sampler(full_run, tmp_path, capsys, arch, case):
     models = full_run / "models/uncond_dcgan"
     model, argv = models, []
-    if case in ("n=0", "nbatch=0", "n_population=0"):
+    if case in ("n=0", "nbatch=0", "n_population=0", "n_population=1"):
         argv, named = [f"--{case}"], f"--{case}"
     elif case == "seed_negative":
         argv, named = ["--seeds=3,-1"], "--seeds=3,-1"
@@ -299,6 +384,12 @@ def test_sampler(full_run, tmp_path, capsys, arch, case):
         argv, named = [f"--out={tmp_path / 'grid.txt'}"], "grid.txt"
     elif case == "out_no_folder":
         argv, named = [f"--out={tmp_path / 'no' / 'grid.png'}"], "grid.png"
+    elif case == "out_read_only":  # refused before sampling (/proc: even root cannot write)
+        argv, named = ["--out=/proc/grid.png"], "--out=/proc/grid.png"
+    elif case == "single_out_read_only":
+        argv, named = ["--single=true", "--out=/proc/dcgan_samples"], "--out=/proc/dcgan_samples"
+    elif case == "n_huge":
+        argv, named = ["--n=1e20"], "--n=1e20"
     else:
         (tmp_path / "file").write_text("x")
         argv, named = ["--single=true", f"--out={tmp_path / 'file'}"], "--out="
