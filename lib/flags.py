@@ -13,6 +13,7 @@ with ``FlagError`` before it starts any work, so an error names the flag the use
 one line and exit status 130 and 143, as shells expect (training turns them into a checkpoint
 first: lib/train.py).
 """
+import argparse
 import math
 import os
 import re
@@ -88,27 +89,24 @@ def check_ranges(values, *, positive=(), non_negative=(), fractions=(), typed=No
         raise FlagError(f"{flag('seed')}: expected an integer in 0 .. {SEED_MAX}")
 
 
-def check_output(name, value, folder):
-    """Raise FlagError unless ``--name=value`` can be written, before any work: a folder the script
-    writes into (``folder``; made later if missing) or a file (written in its folder, made later if
-    missing). A file is made and removed in the folder (and the missing folders made and removed
-    again) to be sure: root ignores permissions, but not a read-only filesystem. ``''`` is
-    skipped (the script's default)."""
-    if not value:
-        return
+def output_problem(value, folder):
+    """Why ``value`` cannot be written (one line), or None: a folder the script writes into
+    (``folder``; made later if missing) or a file (written in its folder, made later if missing).
+    A file is made and removed in the folder (and the missing folders made and removed again) to
+    be sure: root ignores permissions, but not a read-only filesystem."""
     path = Path(value)
     if folder and path.exists() and not path.is_dir():
-        raise FlagError(f"--{name}={value}: a file, not a folder")
+        return "a file, not a folder"
     if not folder:
         if path.is_dir():
-            raise FlagError(f"--{name}={value}: a folder, expected a file name")
+            return "a folder, expected a file name"
         path = path.parent
     missing, above = [], path
     while not above.exists() and above != above.parent:
         missing.append(above)
         above = above.parent
     if not above.is_dir():
-        raise FlagError(f"--{name}={value}: {above} is a file, not a folder")
+        return f"{above} is a file, not a folder"
     made = []
     try:
         for d in reversed(missing):
@@ -119,10 +117,19 @@ def check_output(name, value, folder):
         probe.unlink()
     except OSError as e:  # a folder that cannot be made, or the probe file in ``path``
         where = path if not e.filename or Path(e.filename).parent == path else e.filename
-        raise FlagError(f"--{name}={value}: cannot write in {where}: {e.strerror or e}") from None
+        return f"cannot write in {where}: {e.strerror or e}"
     finally:
         for d in reversed(made):
             d.rmdir()
+    return None
+
+
+def check_output(name, value, folder):
+    """Raise FlagError unless ``--name=value`` can be written (``output_problem``), before any
+    work. ``''`` is skipped (the script's default)."""
+    problem = value and output_problem(value, folder)
+    if problem:
+        raise FlagError(f"--{name}={value}: {problem}")
 
 
 def writable(name, value, folder):
@@ -211,6 +218,42 @@ def fail(message):
     """Print ``error: <message>`` (one line) to stderr and exit with status 2."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse`` with this module's convention, for the scripts that use argparse (bench/): a
+    bad flag is one line, ``error: <message>``, and exit status 2 (argparse's own prints the
+    usage and ``<prog>: error: ...``). Use the ``type=`` checks below for ranges."""
+
+    def error(self, message):
+        fail(message)
+
+
+def _checked(kind, test, expected):
+    """An argparse ``type=``: ``kind(text)``, refused (naming the text) unless finite and ``test``."""
+    def check(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or (kind is float and not math.isfinite(value)) or not test(value):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+        return value
+    return check
+
+
+positive_int = _checked(int, lambda v: 0 < v <= COUNT_MAX, "an integer > 0")
+non_negative_int = _checked(int, lambda v: 0 <= v <= COUNT_MAX, "an integer >= 0")
+positive_float = _checked(float, lambda v: v > 0, "a finite number > 0")
+seed_int = _checked(int, lambda v: 0 <= v <= SEED_MAX, f"an integer in 0 .. {SEED_MAX}")
+
+
+def output_file(text):
+    """An argparse ``type=`` for a file the script writes: ``output_problem`` before any work."""
+    problem = output_problem(text, folder=False)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
+    return text
 
 
 class Interrupted(KeyboardInterrupt):

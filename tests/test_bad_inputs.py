@@ -317,6 +317,37 @@ def test_unwritable_outputs(tmp_path, capsys, module, argv, named):
     assert snapshot(tmp_path) == before and sorted(tmp_path.iterdir()) == [tmp_path / "file"]
 
 
+# The argparse benchmarks (lib.flags.ArgumentParser and its type= checks)
+BENCH_BAD = [
+    ("conv_c", ["--batch=0"], "--batch: '0'"),
+    ("conv_c", ["--reps=-1"], "--reps: '-1'"),
+    ("conv_c", ["--numpy_reps=-1"], "--numpy_reps: '-1'"),
+    ("conv_c", ["--dtype=int8"], "--dtype"),
+    ("conv_c", ["--bogus"], "--bogus"),
+    ("conv_kernels", ["--reps=0"], "--reps: '0'"),
+    ("conv_kernels", ["--seed=-1"], "--seed: '-1'"),
+    ("conv_kernels", ["--backends=foo"], "--backends=foo"),
+    ("profile_step", ["--calls=0"], "--calls: '0'"),
+    ("profile_step", ["--rows=0"], "--rows: '0'"),
+    ("pytorch_linkers", ["--rounds=0"], "--rounds: '0'"),
+    ("pytorch_linkers", ["--timeout=nan"], "--timeout: 'nan'"),
+    ("pytorch_linkers", ["--json=/proc/dcgan_test.json"], "--json: '/proc/dcgan_test.json'"),
+    ("train_step", ["--timeout=-5"], "--timeout: '-5'"),
+    ("train_step", ["--repeats=0"], "--repeats: '0'"),
+    ("train_step", ["--json=/proc/dcgan_test.json"], "--json: '/proc/dcgan_test.json'"),
+]
+
+
+@pytest.mark.parametrize("module,argv,named", BENCH_BAD,
+                         ids=[f"{m} {' '.join(a)}" for m, a, _ in BENCH_BAD])
+def test_bench_flags(monkeypatch, capsys, module, argv, named):
+    import importlib
+    mod = importlib.import_module(f"bench.{module}")
+    monkeypatch.setattr(sys, "argv", [f"{module}.py", *argv])  # conv_c and conv_kernels read it
+    expect_error(capsys, lambda: mod.main() if module.startswith("conv_") else mod.main(argv),
+                 named)
+
+
 def test_attrnet_check_refuses_a_junk_file(tmp_path, capsys):
     import faces.attrnet as attrnet
     junk = tmp_path / "junk.npz"
