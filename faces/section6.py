@@ -76,10 +76,13 @@ def load_arrays(path, group):
     path = Path(path)
     try:
         if path.name == CHECKPOINT or path.name.endswith('_checkpoint.npz'):
-            with np.load(path, allow_pickle=False) as f:
-                keys = sorted((k for k in f.files if k.startswith(f'{group}/')),
-                              key=lambda k: int(k.split('/')[1]))
-                arrays = [f[k] for k in keys]
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    keys = sorted((k for k in f.files if re.fullmatch(rf'{group}/\d+', k)),
+                                  key=lambda k: int(k.split('/')[1]))
+                    arrays = [f[k] for k in keys]
+            except Exception as e:  # not a zip (BadZipFile), an object array, a damaged member
+                raise ValueError(f'{type(e).__name__}: {e}') from None
         else:
             arrays = load_params(path)
     except (OSError, ValueError) as e:

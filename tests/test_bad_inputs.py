@@ -348,6 +348,17 @@ def test_bench_flags(monkeypatch, capsys, module, argv, named):
                  named)
 
 
+@pytest.mark.parametrize("module", ["faces.walk", "faces.dfeatures"])
+def test_section6_refuses_a_junk_checkpoint(tmp_path, capsys, module):
+    """Not a zip file (BadZipFile, a traceback before): one line naming the file."""
+    import importlib
+    ckpt = tmp_path / "latest_checkpoint.npz"
+    ckpt.write_bytes(b"PK\x03\x04 not a checkpoint")
+    expect_error(capsys, lambda: _restoring(importlib.import_module(module))(
+        [f"--model={ckpt}", "--backend=c", f"--out_dir={tmp_path / 'out'}"]), str(ckpt))
+    assert not (tmp_path / "out").exists()
+
+
 def test_attrnet_check_refuses_a_junk_file(tmp_path, capsys):
     import faces.attrnet as attrnet
     junk = tmp_path / "junk.npz"
