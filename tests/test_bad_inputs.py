@@ -124,6 +124,7 @@ FACES_BAD_FLAGS = [
     (["--niter=0"], "--niter=0"),
     (["--niter=-1"], "--niter=-1"),
     (["--k=-1"], "--k=-1"),
+    (["--k=0"], "--k=0"),  # no discriminator update ever
     (["--n_synthetic=0"], "--n_synthetic=0"),
     (["--seed=-1"], "--seed=-1"),
     (["--seed=4294967296"], "--seed=4294967296"),
@@ -198,6 +199,7 @@ def test_corrupt_checkpoint_is_refused_and_kept(full_run, tmp_path, capsys):
     ("mnist.train_cond_dcgan", ["--npx=32"], "--npx=32"),
     ("mnist.train_cond_dcgan", ["--n_samples=0"], "--n_samples=0"),
     ("mnist.train_cond_dcgan", ["--ngfc=0"], "--ngfc=0"),
+    ("mnist.train_cond_dcgan", ["--k=0"], "--k=0"),
     ("mnist.train_cond_dcgan", ["--resume", "--overwrite"], "--resume"),
     ("svhn.train_uncond_dcgan", ["--npx=64"], "--npx=64"),
     ("svhn.train_uncond_dcgan", ["--nbatch=inf"], "--nbatch=inf"),
