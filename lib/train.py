@@ -62,6 +62,10 @@ def configure(namespace, names, argv=None, non_negative=()):
     if config["niter"] + config["niter_decay"] < 1:
         flags.fail(f"--niter={config['niter']} --niter_decay={config['niter_decay']}: nothing "
                    f"to train (at least one epoch)")
+    for name in ("nbatch", "ntrain"):  # G's batchnorm over one example: every sample alike
+        if name in config and config[name] < 2:
+            flags.fail(f"--{name}={config[name]}: expected at least 2 (batchnorm over a batch of "
+                       f"one normalises z away)")
     return config
 
 

@@ -105,6 +105,8 @@ FACES_BAD_FLAGS = [
     (["--nbatch=inf"], "--nbatch=inf"),
     (["--nbatch=0"], "--nbatch=0"),
     (["--nbatch=1e400"], "--nbatch=1e400"),
+    (["--nbatch=1"], "--nbatch=1"),  # batchnorm over one example: G ignores z
+    (["--ntrain=1"], "--ntrain=1"),
     (["--lr=nan"], "--lr=nan"),
     (["--lr=0"], "--lr=0"),
     (["--l2=inf"], "--l2=inf"),
@@ -205,6 +207,9 @@ def test_corrupt_checkpoint_is_refused_and_kept(full_run, tmp_path, capsys):
     ("svhn.train_uncond_dcgan", ["--nbatch=inf"], "--nbatch=inf"),
     ("svhn.train_uncond_dcgan", ["--b1=2"], "--b1=2"),
     ("svhn.train_uncond_dcgan", ["--nval=0"], "--nval=0"),
+    ("svhn.train_uncond_dcgan", ["--nbatch=1"], "--nbatch=1"),
+    ("lsun.train_uncond_dcgan", ["--ntrain=1"], "--ntrain=1"),
+    ("lsun.train_uncond_dcgan", ["--data=x", "--npx=48"], "--npx=48"),
     ("imagenet.train_uncond_dcgan", ["--nvis=1"], "--nvis=1"),
     ("imagenet.train_uncond_dcgan", ["--nz=0"], "--nz=0"),
     ("imagenet.train_uncond_dcgan", ["--seed=-5"], "--seed=-5"),
