@@ -230,7 +230,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def _checked(kind, test, expected):
-    """An argparse ``type=``: ``kind(text)``, refused (naming the text) unless finite and ``test``."""
+    """An argparse ``type=``: ``kind(text)``, refused (naming the text) unless finite and
+    ``test``."""
     def check(text):
         try:
             value = kind(text)

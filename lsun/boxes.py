@@ -223,6 +223,10 @@ def parse_boxes(text, size):
 
 def main(argv=None):
     flags.configure(globals(), FLAGS, argv, positive=['n', 'nbatch', 'scale'])
+    if nbatch < 2 or n % nbatch == 1:  # batchnorm over one sample ignores its z
+        flags.fail(f'--n={n} --nbatch={nbatch}: a generator call of one sample (batchnorm '
+                   f'statistics of one sample ignore its z): expected nbatch >= 2 and '
+                   f'n % nbatch != 1')
     try:
         if boxes:
             record = read_boxes(boxes)

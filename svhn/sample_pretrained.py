@@ -54,6 +54,8 @@ def grid_shape(n):
 
 def main(argv=None):
     flags.configure(globals(), FLAGS, argv, positive=['n', 'epoch'], files=['out'])
+    if n < 2:  # PORT: the grid is one batch, and batchnorm over one sample ignores its z
+        flags.fail(f'--n={n}: expected at least 2 samples (batchnorm needs a batch)')
     path = Path(out) if out else script.HERE / 'samples' / f'{script.desc}_pretrained_{epoch}.png'
     if path.is_dir() or path.suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
         flags.fail(f'--out={out}: expected an image file name (.png, .jpg, ...)')
