@@ -369,6 +369,20 @@ def test_section6_refuses_a_junk_checkpoint(tmp_path, capsys, module):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("where", ["file", "read_only"])
+def test_data_dir_that_cannot_take_data(tmp_path, monkeypatch, capsys, where):
+    """$DCGAN_DATA_DIR a file, or where nothing can be made: one line, no traceback."""
+    import faces.synthetic as synthetic
+    if where == "file":
+        (tmp_path / "file").write_text("x")
+        monkeypatch.setenv("DCGAN_DATA_DIR", str(tmp_path / "file"))
+        named = f"DCGAN_DATA_DIR={tmp_path / 'file'}: a file"
+    else:
+        monkeypatch.setenv("DCGAN_DATA_DIR", "/proc/dcgan_test")
+        named = "/proc/dcgan_test/synthetic_faces_4_0_64px.hdf5: cannot write it"
+    expect_error(capsys, lambda: _restoring(synthetic)(["--n=4"]), named)
+
+
 def test_attrnet_check_refuses_a_junk_file(tmp_path, capsys):
     import faces.attrnet as attrnet
     junk = tmp_path / "junk.npz"
