@@ -254,10 +254,10 @@ def main(argv=None):
                             f'its samples go in boxes/)')
         flags.writable('out', out, folder=False)
         flags.writable('out', str(out_path.with_suffix('')), folder=True)
-        from lib.backend import get_mode
+        from lib.backend import get_mode, resolve_backend
         from lib.vis import color_grid_vis
         from PIL import Image
-        gen = Generator(model, get_mode(backend), nbatch)
+        gen = Generator(model, get_mode(resolve_backend(backend)), nbatch)
         X = to_uint8(gen.run(gen.compile(gen.gX), samples_z(seed, n, gen.nz)))
         folder = out_path.with_suffix('')
         folder.mkdir(parents=True, exist_ok=True)

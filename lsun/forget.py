@@ -57,8 +57,9 @@ def main(argv=None):
         if not any(im['boxes'] for im in record['images']):
             raise DataError(f'{boxes}: no sample has a box yet (add them with lsun/boxes.py '
                             f'--boxes={boxes} --index=I --add=x0,y0,x1,y1)')
-        from lib.backend import get_mode
-        gen = box_file.Generator(model or record['model'], get_mode(backend), record['nbatch'])
+        from lib.backend import get_mode, resolve_backend
+        gen = box_file.Generator(model or record['model'],
+                                 get_mode(resolve_backend(backend)), record['nbatch'])
     except DataError as e:
         flags.fail(e)
     z = box_file.samples_z(record['seed'], record['n'], gen.nz)

@@ -218,6 +218,7 @@ def test_corrupt_checkpoint_is_refused_and_kept(full_run, tmp_path, capsys):
     ("svhn.sample_pretrained", ["--epoch=-1"], "--epoch=-1"),
     ("svhn.sample_pretrained", ["--n=1"], "--n=1"),
     ("lsun.boxes", ["--nbatch=1"], "--nbatch=1"),
+    ("lsun.boxes", ["--model=x", "--out=b.json", "--backend=tpu"], "--backend=tpu"),
     ("lsun.boxes", ["--n=5", "--nbatch=4"], "--n=5 --nbatch=4"),
     ("svhn.svhn_semisup_analysis", ["--n_per_class=0"], "--n_per_class=0"),
     ("svhn.svhn_semisup_analysis", ["--seed=-1"], "--seed=-1"),
