@@ -233,6 +233,8 @@ def main(argv=None):
             if not 0 <= index < record['n']:
                 raise DataError(f'--index={index}: expected a sample in [0, {record["n"]})')
             new = parse_boxes(add, record['size'])
+            if not new:  # else the file is rewritten with nothing added
+                raise DataError(f'--add={add}: expected boxes x0,y0,x1,y1 (several separated by ;)')
             entry = next((im for im in record['images'] if im['index'] == index), None)
             if entry is None:
                 entry = dict(index=index, boxes=[])
@@ -246,6 +248,8 @@ def main(argv=None):
             raise DataError('--model and --out: required to write a box file (or --boxes, '
                             '--index and --add to add boxes)')
         out_path = Path(out)
+        if not label.strip():
+            raise DataError(f'--label={label}: expected what the boxes mark (e.g. window)')
         if out_path.exists() and not overwrite:
             raise DataError(f'--out={out}: exists (its boxes would be lost): --overwrite to '
                             f'replace it')

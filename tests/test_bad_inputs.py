@@ -219,6 +219,7 @@ def test_corrupt_checkpoint_is_refused_and_kept(full_run, tmp_path, capsys):
     ("svhn.sample_pretrained", ["--n=1"], "--n=1"),
     ("lsun.boxes", ["--nbatch=1"], "--nbatch=1"),
     ("lsun.boxes", ["--model=x", "--out=b.json", "--backend=tpu"], "--backend=tpu"),
+    ("lsun.boxes", ["--model=x", "--out=b.json", "--label="], "--label="),
     ("lsun.boxes", ["--n=5", "--nbatch=4"], "--n=5 --nbatch=4"),
     ("svhn.svhn_semisup_analysis", ["--n_per_class=0"], "--n_per_class=0"),
     ("svhn.svhn_semisup_analysis", ["--seed=-1"], "--seed=-1"),
@@ -382,6 +383,18 @@ def test_data_dir_that_cannot_take_data(tmp_path, monkeypatch, capsys, where):
         monkeypatch.setenv("DCGAN_DATA_DIR", "/proc/dcgan_test")
         named = "/proc/dcgan_test/synthetic_faces_4_0_64px.hdf5: cannot write it"
     expect_error(capsys, lambda: _restoring(synthetic)(["--n=4"]), named)
+
+
+def test_boxes_add_nothing_is_refused_and_the_file_kept(tmp_path, capsys):
+    """lsun/boxes.py --boxes with an empty --add: refused (it rewrote the file, adding nothing)."""
+    import lsun.boxes as boxes
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(dict(format=boxes.FORMAT, model="m", seed=0, nbatch=4, n=4,
+                                    size=64, label="window", images=[])))
+    before = snapshot(tmp_path)
+    expect_error(capsys, lambda: _restoring(boxes)([f"--boxes={path}", "--index=0", "--add="]),
+                 "--add=")
+    assert snapshot(tmp_path) == before
 
 
 def test_attrnet_check_refuses_a_junk_file(tmp_path, capsys):
