@@ -256,4 +256,4 @@ def table(report):
 
 
 if __name__ == "__main__":
-    main()
+    flags.command(main)

@@ -572,4 +572,4 @@ def derive(report):
 
 
 if __name__ == "__main__":
-    main()
+    flags.command(main)

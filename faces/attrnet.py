@@ -243,6 +243,10 @@ def main(argv=None):
             idx = np.sort(perm[i:i + nbatch])
             X, reg = flip(transform(trimgs[idx]), trr[idx], rng.np_rng.uniform(size=len(idx)) < 0.5)
             costs.append(_train(X, trb[idx], trh[idx], reg))
+        cost = np.mean([c[0] for c in costs])
+        if not np.isfinite(cost):  # NaN weights would replace the network's file
+            flags.fail(f'--lr={lr}: the cost is {cost} in epoch {epoch + 1} (diverged); {path} is '
+                       f'not written')
         if epoch + 1 >= niter:
             lrt.set_value(floatX(lr * (niter + niter_decay - epoch - 1) / max(niter_decay, 1)))
         net = AttributeNet([p.get_value() for p in params], mode)
@@ -259,4 +263,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

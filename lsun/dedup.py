@@ -150,6 +150,9 @@ def train_autoencoder(X, ok, mode, progress=True):
         for i in bar:
             costs.append(float(_train(transform(X[np.sort(order[i:i + nbatch])]))))
         bar.close()
+        if costs and not np.isfinite(costs[-1]):  # NaN codes would drop nothing, or everything
+            raise DataError(f'--lr={lr}: the autoencoder\'s cost is {costs[-1]} after '
+                            f'{len(costs)} updates (diverged): no drop list or measure written')
     return _code, costs
 
 

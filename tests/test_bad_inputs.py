@@ -397,6 +397,24 @@ def test_boxes_add_nothing_is_refused_and_the_file_kept(tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
+def test_attrnet_divergence_writes_nothing(tmp_path, capsys):
+    """A learning rate that sends the cost to nan: one line, no NaN weights written."""
+    import faces.attrnet as attrnet
+    out = tmp_path / "attrnet.npz"
+    expect_error(capsys, lambda: _restoring(attrnet)(
+        ["--lr=1e30", "--nf=2", "--nfeat=4", "--ntrain=16", "--nbatch=8", "--nval=4", "--niter=2",
+         "--niter_decay=0", "--backend=c", f"--out={out}"]), "--lr=", "diverged", str(out))
+    assert not list(tmp_path.iterdir())
+
+
+def test_dedup_divergence_writes_no_measure(tmp_path, capsys):
+    import lsun.dedup as dedup
+    expect_error(capsys, lambda: _restoring(dedup)(
+        ["--measure", "--n_distinct=40", "--n_copies=10", "--niter=3", "--nbatch=16", "--lr=1e30",
+         "--backend=c", f"--out_dir={tmp_path}"]), "--lr=", "diverged")
+    assert not (tmp_path / "dedup_measure.json").exists()
+
+
 def test_attrnet_check_refuses_a_junk_file(tmp_path, capsys):
     import faces.attrnet as attrnet
     junk = tmp_path / "junk.npz"
