@@ -415,6 +415,23 @@ def test_dedup_divergence_writes_no_measure(tmp_path, capsys):
     assert not (tmp_path / "dedup_measure.json").exists()
 
 
+@pytest.mark.parametrize("content", ["junk", "[]", "{}", '{"results": [], "floor": {"fd": 1}}',
+                                     '{"results": [{"n_seconds": 5, "fd": 0}], "floor": {"fd": 1}}',
+                                     None], ids=["junk", "list", "empty", "no_results", "fd_0",
+                                                 "folder"])
+def test_fd_curve_bad_run_file(tmp_path, capsys, content):
+    """bench/fd_curve.py: a --runs file that is not an evaluate.py JSON names the file."""
+    from bench import fd_curve
+    run = tmp_path / "run.json"
+    if content is None:
+        run.mkdir()
+    else:
+        run.write_text(content)
+    expect_error(capsys, lambda: _restoring(fd_curve)([f"--runs={run}",
+                                                      f"--out={tmp_path / 'fd.png'}"]), str(run))
+    assert not (tmp_path / "fd.png").exists()
+
+
 def test_attrnet_check_refuses_a_junk_file(tmp_path, capsys):
     import faces.attrnet as attrnet
     junk = tmp_path / "junk.npz"
