@@ -432,6 +432,15 @@ def test_fd_curve_bad_run_file(tmp_path, capsys, content):
     assert not (tmp_path / "fd.png").exists()
 
 
+def test_fd_curve_plots_a_good_file(tmp_path):
+    from bench import fd_curve
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(dict(results=[dict(n_seconds=60, fd=5.), dict(n_seconds=120, fd=2.)],
+                                   floor=dict(fd=0.5))))
+    _restoring(fd_curve)([f"--runs={run}", f"--out={tmp_path / 'fd.png'}"])
+    assert (tmp_path / "fd.png").stat().st_size > 0
+
+
 def test_attrnet_check_refuses_a_junk_file(tmp_path, capsys):
     import faces.attrnet as attrnet
     junk = tmp_path / "junk.npz"
