@@ -157,6 +157,8 @@ def parse(defaults, argv, typed=None):
         default = defaults[name]
         if not eq and not isinstance(default, bool):
             raise FlagError(f"--{name}: expected --{name}=<{type(default).__name__}>")
+        if eq and not text and isinstance(default, bool):  # an empty $VAR: not a yes
+            raise FlagError(f"--{name}=: expected a boolean (true/false), or --{name} alone")
         out[name] = _coerce(name, default, text)
         if typed is not None:
             typed[name] = text

@@ -140,6 +140,7 @@ FACES_BAD_FLAGS = [
     (["--ngf=many"], "--ngf=many"),
     (["--ngf=8.5"], "--ngf=8.5"),
     (["--resume=maybe"], "--resume=maybe"),
+    (["--overwrite="], "--overwrite="),  # an empty $VAR is not a yes
     (["nbatch=16"], "nbatch=16"),
     ([], "--resume"),  # a run is there: refused, naming the ways on
     (["--overwrite", "--resume"], "--overwrite"),
