@@ -104,7 +104,9 @@ def run_equation(z, pools, t, c, k_, n_draws_, rng, sample, predict, n_neighbour
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv, positive=['show', 'n_population', 'nbatch'],
+    config = flags.configure(globals(), FLAGS, argv, positive=['show', 'n_population', 'nbatch',
+                                                            'n_pool', 'n_draws', 'k',
+                                                            'n_neighbours'],
                              non_negative=['epoch', 'radius'], folders=['out_dir'])
     eqs = exit_on_data_error(parse_equations, equations)
     for name, v, lo in (('k', k, 1), ('n_draws', n_draws, 1), ('n_neighbours', n_neighbours, 1),

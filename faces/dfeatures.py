@@ -60,7 +60,8 @@ def measure(X, attrs, feats, act, grad, channels, k, rng, nbatch_=128):
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv, positive=['n_features', 'n_measure', 'nbatch'],
+    config = flags.configure(globals(), FLAGS, argv, positive=['n_features', 'n_measure', 'nbatch',
+                                                            'n_pool', 'top_k'],
                              non_negative=['epoch'], folders=['out_dir'])
     from faces import attrnet, synthetic
     from lib.backend import get_mode, resolve_backend

@@ -148,7 +148,8 @@ def attributes(pred, det_maps):
 
 def main(argv=None):
     config = flags.configure(globals(), FLAGS, argv, positive=['C', 'n_show', 'n_population',
-                                                            'nbatch'],
+                                                            'nbatch', 'n_detector', 'n_fit',
+                                                            'n_eval'],
                              non_negative=['epoch'], fractions=['box_threshold'],
                              folders=['out_dir'])
     if layer not in ('h2', 'h3', 'h4'):

@@ -69,7 +69,7 @@ def turn_measures(s, pred, n_walks_, steps_):
 
 def main(argv=None):
     config = flags.configure(globals(), FLAGS, argv, positive=['scale', 'rows', 'n_population',
-                                                            'nbatch'],
+                                                            'nbatch', 'n_pool', 'n_walks', 'steps'],
                              non_negative=['epoch'], folders=['out_dir'])
     for name, v, lo in (('n_walks', n_walks, 1), ('steps', steps, 3), ('n_pool', n_pool, 2)):
         if v < lo:

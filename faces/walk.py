@@ -64,7 +64,8 @@ def memorisation(samples, train, heldout):
 
 def main(argv=None):
     config = flags.configure(globals(), FLAGS, argv, positive=['rows', 'sharp_factor', 'n_show',
-                                                            'n_population', 'nbatch'],
+                                                            'n_population', 'nbatch', 'n_walks',
+                                                            'steps', 'n_mem', 'n_ref'],
                              non_negative=['epoch'], folders=['out_dir'])
     for name, v, lo in (('n_walks', n_walks, 1), ('steps', steps, 3), ('n_mem', n_mem, 1),
                         ('n_ref', n_ref, 1)):

@@ -274,7 +274,8 @@ def _interrupt(signum, frame):
 def command(main):
     """Run ``main()`` as a command. SIGINT and SIGTERM raise ``Interrupted`` (training catches
     them as a stop request; lib/train.py); one that reaches here prints one line and exits with
-    128 + the signal's number: 130 after Ctrl-C, 143 after SIGTERM."""
+    128 + the signal's number: 130 after Ctrl-C, 143 after SIGTERM. A ``MemoryError`` (a count
+    the machine cannot hold) is one ``error:`` line, exit status 2."""
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, _interrupt)
     try:
@@ -282,6 +283,8 @@ def command(main):
     except BrokenPipeError:  # the reader went away (``| head``): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(1) from None
+    except MemoryError as e:  # a count too large for this machine (NumPy says how much)
+        fail(f"out of memory: {e or 'an allocation failed'} (smaller counts or sizes?)")
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
         print(f"\nstopped ({signal.Signals(signum).name})", file=sys.stderr)

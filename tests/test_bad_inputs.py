@@ -263,6 +263,9 @@ def test_corrupt_checkpoint_is_refused_and_kept(full_run, tmp_path, capsys):
     ("faces.forget", ["--C=0"], "--C=0"),
     ("faces.forget", ["--box_threshold=1"], "--box_threshold=1"),
     ("faces.forget", ["--nbatch=1e20"], "--nbatch=1e20"),
+    ("faces.walk", ["--n_mem=1e20"], "--n_mem=1e20"),
+    ("faces.turn", ["--n_pool=1e20"], "--n_pool=1e20"),
+    ("faces.dfeatures", ["--top_k=1e20"], "--top_k=1e20"),
     ("faces.attrnet", ["--nf=0"], "--nf=0"),
     ("faces.attrnet", ["--ntrain=0"], "--ntrain=0"),
     ("faces.attrnet", ["--lr=0"], "--lr=0"),
@@ -440,6 +443,16 @@ def test_fd_curve_plots_a_good_file(tmp_path):
                                    floor=dict(fd=0.5))))
     _restoring(fd_curve)([f"--runs={run}", f"--out={tmp_path / 'fd.png'}"])
     assert (tmp_path / "fd.png").stat().st_size > 0
+
+
+def test_out_of_memory_is_one_line():
+    """A count the machine cannot hold (a MemoryError) is one line through flags.command."""
+    code = ("import numpy as np; from lib import flags; "
+            "flags.command(lambda: np.zeros((1 << 40, 1 << 20), np.uint8))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1 and err[0].startswith("error: out of memory"), err
 
 
 def test_attrnet_check_refuses_a_junk_file(tmp_path, capsys):
