@@ -12,7 +12,6 @@ new process.
     python bench/conv_c.py [--batch=128] [--reps=3] [--numpy_reps=1] [--dtype=float32]
     python bench/conv_c.py --layouts    # the weight gradient's GEMM in four operand layouts
 """
-import argparse
 import os
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lib import flags  # noqa: E402
 
 LAYERS = [(3, 128, 64), (128, 256, 32), (256, 512, 16), (512, 1024, 8)]  # D: C -> O at H px
 K, S, P = 5, 2, 2
@@ -100,10 +100,10 @@ def layouts(N, dt, reps):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--reps", type=int, default=3, help="timed calls of the C code (best kept)")
-    ap.add_argument("--numpy_reps", type=int, default=1, help="timed calls of perform; 0: skip")
+    ap = flags.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=flags.positive_int, default=128)
+    ap.add_argument("--reps", type=flags.positive_int, default=3, help="timed calls of the C code (best kept)")
+    ap.add_argument("--numpy_reps", type=flags.non_negative_int, default=1, help="timed calls of perform; 0: skip")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--no_compile", action="store_true", help="skip the compile-time runs")
     ap.add_argument("--layouts", action="store_true", help="only time the GEMM layouts")
@@ -176,4 +176,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    flags.command(main)

@@ -24,6 +24,8 @@ import pytensor
 import pytensor.tensor as pt
 
 import lib  # noqa: F401  (floatX=float32)
+from lib import flags
+from lib.backend import ALL
 from lib.backend import get_mode
 from lib.conv_ops import Conv2d, Conv2dGradInputs, Conv2dGradWeights
 
@@ -98,12 +100,12 @@ def measure(backend, scale, reps, clock, seed):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = flags.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", choices=sorted(SCALES), default="paper")
     p.add_argument("--backends", default="python,numba")
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=flags.positive_int, default=3)
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=flags.seed_int, default=0)
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: time one backend, print JSON
     a = p.parse_args()
     if a.worker:
@@ -111,6 +113,9 @@ def main():
         return
     nf, batch = SCALES[a.scale]
     backends = a.backends.split(",")
+    unknown = [b for b in backends if b not in ALL]
+    if unknown:
+        p.error(f"--backends={a.backends}: unknown {', '.join(unknown)} (expected {', '.join(ALL)})")
     print(f"scale={a.scale}: ngf=ndf={nf}, batch {batch}; best of {a.reps}, {a.clock} seconds "
           f"per call; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     t = {}
@@ -137,4 +142,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    flags.command(main)

@@ -18,20 +18,28 @@ from lib.files import atomic_write
 
 runs = ''        # comma-separated evaluate.py JSON files
 labels = ''      # comma-separated labels (default: the file names)
-out = 'fd_curve.png'
+out = 'fd_curve.png'  # the plot (PNG)
 
-FLAGS = ['runs', 'labels', 'out']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 COLOURS = [(200, 40, 40), (30, 90, 200), (30, 150, 60), (150, 60, 170)]
 
 
 def load_curve(path):
     """[(minutes, fd)] of one evaluate.py JSON, and its floor."""
-    record = json.loads(Path(path).read_text())
-    points = [(r['n_seconds'] / 60., r['fd']) for r in record['results']
-              if r.get('n_seconds') is not None]
+    try:
+        record = json.loads(Path(path).read_text())
+        points = [(float(r['n_seconds']) / 60., float(r['fd'])) for r in record['results']
+                  if r.get('n_seconds') is not None]
+        floor = float(record['floor']['fd'])
+    except OSError as e:
+        raise ValueError(f'{path}: {e.strerror or e}') from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f'{path}: not an evaluate.py JSON ({type(e).__name__}: {e})') from None
     if not points:
         raise ValueError(f'{path}: no result with n_seconds (evaluate a run folder with --epochs=all)')
-    return sorted(points), record['floor']['fd']
+    if not all(math.isfinite(fd) and fd > 0 for _, fd in points + [(0, floor)]):
+        raise ValueError(f'{path}: an fd that is not a positive number (the plot is logarithmic)')
+    return sorted(points), floor
 
 
 def plot(curves, floor, path, size=(720, 440)):
@@ -77,7 +85,7 @@ def plot(curves, floor, path, size=(720, 440)):
 
 
 def main(argv=None):
-    flags.configure(globals(), FLAGS, argv)
+    flags.configure(globals(), FLAGS, argv, files=['out'])
     files = [f for f in runs.split(',') if f]
     names = labels.split(',') if labels else [Path(f).stem for f in files]
     if not files or len(names) != len(files):
@@ -97,4 +105,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

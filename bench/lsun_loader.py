@@ -29,7 +29,7 @@ work = '/tmp/lsun_bench'  # where the fixture databases and the conversion are k
 json_out = ''           # write the results here too
 seed = 0                # seed of the fixtures and of the indices
 
-FLAGS = ['n', 'nbatch', 'batches', 'rounds', 'work', 'json_out', 'seed']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def textured_room(i, rs):
@@ -79,7 +79,8 @@ def read_speed(d, rs):
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv, positive=['n', 'nbatch', 'batches', 'rounds'])
+    config = flags.configure(globals(), FLAGS, argv, positive=['n', 'nbatch', 'batches', 'rounds'],
+                             folders=['work'], files=['json_out'])
     from lsun import convert, load
     folder = Path(work)
     folder.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ node, over every call, warm-ups included); for the PyTorch backend and eager PyT
 ``torch.profiler``'s table over ``--calls`` more calls, in which the PyTorch backend's fused
 Inductor kernels appear by name (``graph_0_cpp_fused_...``).
 """
-import argparse
 import importlib.util
 import os
 import sys
@@ -23,6 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
+
+from lib import flags  # noqa: E402
 
 SCALES = {"tiny": (8, 8), "small": (64, 64), "paper": (128, 128)}  # ngf = ndf, batch
 
@@ -45,13 +46,13 @@ def _torch_table(fn, calls, rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = flags.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="c",
                         help="c | numba | jax | pytorch | python | torch-eager")
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     parser.add_argument("--update", choices=("g", "d"), default="g")
-    parser.add_argument("--calls", type=int, default=3)
-    parser.add_argument("--rows", type=int, default=25, help="rows of each table")
+    parser.add_argument("--calls", type=flags.positive_int, default=3)
+    parser.add_argument("--rows", type=flags.positive_int, default=25, help="rows of each table")
     args = parser.parse_args(argv)
     if args.calls < 1:
         parser.error("--calls must be >= 1")
@@ -60,7 +61,7 @@ def main(argv=None):
 
     if args.backend in ("pytorch", "torch-eager"):
         if importlib.util.find_spec("torch") is None:
-            raise SystemExit(f"error: --backend={args.backend}: torch is not installed")
+            parser.error(f"--backend={args.backend}: torch is not installed")
         # Inductor's fused kernels named in the profile (read when torch is imported). The
         # instrumented packages must not be kept for training runs: the graph cache is off in
         # this process, so each is compiled into a temporary folder.
@@ -80,8 +81,7 @@ def main(argv=None):
         from lib.backend import ALL, get_mode
 
         if args.backend not in ALL:
-            raise SystemExit(f"error: --backend={args.backend}: expected one of "
-                             f"{', '.join(ALL)}, torch-eager")
+            parser.error(f"--backend={args.backend}: expected one of {', '.join(ALL)}, torch-eager")
         model.ngf = model.ndf = nf
         model.nbatch = nbatch
         rng.set_seed(0)
@@ -121,4 +121,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    flags.command(main)

@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from lib import flags  # noqa: E402
+
 SCALES = {"tiny": (8, 8), "small": (64, 64), "paper": (128, 128)}  # ngf = ndf, batch
 CANDIDATES = ("aoti", "eager", "dynamo", "fx")
 FX_REV = "fa576a6"  # the last commit with the make_fx linker
@@ -169,16 +171,16 @@ def _env(cache):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = flags.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", choices=list(SCALES), default="small")
     p.add_argument("--candidates", default=",".join(CANDIDATES),
                    help=f"comma-separated, of {', '.join(CANDIDATES)}")
-    p.add_argument("--rounds", type=int, default=5, help="timed rounds in the alternating run")
+    p.add_argument("--rounds", type=flags.positive_int, default=5, help="timed rounds in the alternating run")
     p.add_argument("--fx_rev", default=FX_REV, help="git revision holding the fx linker")
     p.add_argument("--parts", default="compile,steady",
                    help="compile (the cold and warm processes), steady (the alternating run)")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds per process")
-    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--timeout", type=flags.positive_float, default=3600, help="seconds per process")
+    p.add_argument("--json", default=None, type=flags.output_file, help="write the results here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -254,4 +256,4 @@ def table(report):
 
 
 if __name__ == "__main__":
-    main()
+    flags.command(main)

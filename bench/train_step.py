@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from lib import flags  # noqa: E402
+
 NZ, NC, NPX, K = 100, 3, 64, 5  # the faces model's z size, channels, pixels, kernel size
 SCALES = {  # ngf = ndf, batch, default repeats, default backends (None: every installed one)
     "tiny": dict(nf=8, nbatch=8, repeats=1, backends=("python", "numba"), timeout=900),
@@ -472,16 +474,16 @@ def _check_cuda(parser):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = flags.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", choices=list(SCALES), default="small", metavar="{small,paper}",
                    help="small: ngf=ndf=64, batch 64; paper: ngf=ndf=128, batch 128")
     p.add_argument("--backends", default=None,
                    help="comma-separated PyTensor backends (default: every installed one of "
                         "c, numba, jax, pytorch; 'none': eager PyTorch only); eager PyTorch "
                         "always runs when installed")
-    p.add_argument("--repeats", type=int, default=None, help="timed calls per function")
-    p.add_argument("--json", default=None, help="write the full results here")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per backend process")
+    p.add_argument("--repeats", type=flags.positive_int, default=None, help="timed calls per function")
+    p.add_argument("--json", default=None, type=flags.output_file, help="write the full results here")
+    p.add_argument("--timeout", type=flags.positive_float, default=None, help="seconds per backend process")
     p.add_argument("--torch_device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where eager PyTorch runs (auto: the GPU when torch has CUDA, as JAX "
                         "does on a GPU machine; the PyTensor backends other than JAX run on the "
@@ -570,4 +572,4 @@ def derive(report):
 
 
 if __name__ == "__main__":
-    main()
+    flags.command(main)

@@ -43,8 +43,7 @@ nbatch = 128            # # of z per generator call
 out_dir = 'section6'    # arithmetic.png and arithmetic.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'equations', 'n_pool', 'confident', 'k', 'n_draws', 'n_neighbours',
-         'radius', 'show', 'seed', 'bn', 'n_population', 'nbatch', 'out_dir', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 BINARY = ('smiling', 'glasses', 'long_hair')
 
@@ -105,7 +104,10 @@ def run_equation(z, pools, t, c, k_, n_draws_, rng, sample, predict, n_neighbour
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['show', 'n_population', 'nbatch',
+                                                            'n_pool', 'n_draws', 'k',
+                                                            'n_neighbours'],
+                             non_negative=['epoch', 'radius'], folders=['out_dir'])
     eqs = exit_on_data_error(parse_equations, equations)
     for name, v, lo in (('k', k, 1), ('n_draws', n_draws, 1), ('n_neighbours', n_neighbours, 1),
                         ('n_pool', n_pool, 3)):
@@ -157,4 +159,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

@@ -29,6 +29,7 @@ import pytensor.tensor as T
 
 from lib import activations, flags, inits, rng, updates
 from lib.costs import binary_crossentropy
+from lib.data_image import exit_on_data_error
 from lib.files import atomic_write_text
 from lib.ops import dnn_conv
 from lib.theano_utils import floatX, sharedX
@@ -56,8 +57,7 @@ out = ''                # '' = models/faces_attrnet/attrnet_params.npz
 check = False           # only report the held-out accuracy of --out (or the committed weights)
 backend = ''            # c | numba | jax | pytorch | python; '' = the fastest here
 
-FLAGS = ['nf', 'nfeat', 'ntrain', 'nval', 'nbatch', 'niter', 'niter_decay', 'lr', 'seed', 'out',
-         'check', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 relu = activations.Rectify()
 lrelu = activations.LeakyRectify()
@@ -211,14 +211,21 @@ def main(argv=None):
     from lib.backend import describe_mode, get_mode, resolve_backend
     from lib.params import save_params
     from tqdm import tqdm
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['nf', 'nfeat', 'ntrain', 'nval',
+                                                            'nbatch', 'lr'],
+                             non_negative=['niter', 'niter_decay'])
+    if niter + niter_decay < 1 and not check:
+        flags.fail(f'--niter={niter} --niter_decay={niter_decay}: nothing to train (at least one '
+                   f'epoch)')
+    if not check:  # --check reads --out
+        flags.writable('out', out, folder=False)
     path = Path(out) if out else DEFAULT_PATH
     name = resolve_backend(backend, task='train')
     mode = get_mode(name)
     vaimgs, (vab, vah, var) = load_synthetic(nval, HELDOUT_SEED)
     vaX = transform(vaimgs)
     if check:
-        net = load(path, mode)
+        net = exit_on_data_error(load, path, mode)
         print(json.dumps(accuracy(net.predict(vaX), vab, vah, var), indent=1))
         return
     rng.set_seed(seed)
@@ -236,6 +243,10 @@ def main(argv=None):
             idx = np.sort(perm[i:i + nbatch])
             X, reg = flip(transform(trimgs[idx]), trr[idx], rng.np_rng.uniform(size=len(idx)) < 0.5)
             costs.append(_train(X, trb[idx], trh[idx], reg))
+        cost = np.mean([c[0] for c in costs])
+        if not np.isfinite(cost):  # NaN weights would replace the network's file
+            flags.fail(f'--lr={lr}: the cost is {cost} in epoch {epoch + 1} (diverged); {path} is '
+                       f'not written')
         if epoch + 1 >= niter:
             lrt.set_value(floatX(lr * (niter + niter_decay - epoch - 1) / max(niter_decay, 1)))
         net = AttributeNet([p.get_value() for p in params], mode)
@@ -252,4 +263,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

@@ -21,15 +21,13 @@ test_fraction = TEST_FRACTION   # share of rows in the 'test' split
 workers = 0                     # decoding processes (0: the CPU count, at most 8)
 upscale = False                 # enlarge images smaller than --size instead of skipping them
 
-FLAGS = ['src', 'out', 'size', 'test_fraction', 'workers', 'upscale']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def main(argv=None):
     """Convert ``--src`` into ``--out``; a bad flag or folder is one ``error:`` line, exit 2."""
-    globals().update(DEFAULTS)  # every call starts from the defaults, then the flags
     flags.configure(globals(), FLAGS, argv, positive=['size'], non_negative=['workers'],
-                    fractions=['test_fraction'])
+                    fractions=['test_fraction'], files=['out'])
     for name in ('src', 'out'):
         if not globals()[name]:
             flags.fail(f'--{name}: required (python faces/convert.py --src=DIR --out=FILE.hdf5)')

@@ -37,8 +37,7 @@ nbatch = 128            # # of images per discriminator call
 out_dir = 'section6'    # dfeatures_{trained,random}.png and dfeatures.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'n_pool', 'n_features', 'top_k', 'n_measure', 'seed', 'nbatch',
-         'out_dir', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def measure(X, attrs, feats, act, grad, channels, k, rng, nbatch_=128):
@@ -61,7 +60,9 @@ def measure(X, attrs, feats, act, grad, channels, k, rng, nbatch_=128):
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['n_features', 'n_measure', 'nbatch',
+                                                            'n_pool', 'top_k'],
+                             non_negative=['epoch'], folders=['out_dir'])
     from faces import attrnet, synthetic
     from lib.backend import get_mode, resolve_backend
     if n_pool < max(top_k, 2) or top_k < 2:
@@ -107,4 +108,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from lib import flags
 from lib.backend import get_mode, resolve_backend
@@ -36,7 +37,7 @@ out = 'yardstick.json'  # JSON written here
 grid = ''           # '' = none; else a PNG: 8x8 held-out real faces beside 8x8 generated ones
 backend = ''        # c | numba | jax | pytorch | python; '' = the default here
 
-FLAGS = ['model', 'epochs', 'n_eval', 'data', 'nbatch', 'seed', 'out', 'grid', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def model_files(path, which):
@@ -120,8 +121,10 @@ def side_by_side(real, fake, path, side=8, gap=8):
 def main(argv=None):
     from faces import sample_dcgan
     from faces.sample_dcgan import build_sampler, find_gen_params
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, files=['out', 'grid'])
     try:
+        if grid and Image.registered_extensions().get(Path(grid).suffix.lower()) is None:
+            raise DataError(f'--grid={grid}: expected an image file name (.png, .jpg, ...)')
         if n_eval < yardstick.K + 1:
             raise DataError(f'--n_eval={n_eval}: expected at least {yardstick.K + 1}')
         if nbatch < 2:
@@ -164,4 +167,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

@@ -44,8 +44,7 @@ nbatch = 128            # # of z per generator call
 out_dir = 'section6'    # forget.png and forget.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'layer', 'n_detector', 'n_fit', 'n_eval', 'n_random', 'C', 'box_threshold',
-         'n_show', 'seed', 'bn', 'n_population', 'nbatch', 'out_dir', 'backend']
+FLAGS = flags.declared(globals(), also=['C'])  # every value above is a --flag
 
 DETECTOR_SEED = 3       # synthetic faces of this seed train the detector (no other set uses it)
 CELL = 16               # the detector's map: CELL x CELL cells of 4x4 pixels
@@ -148,7 +147,11 @@ def attributes(pred, det_maps):
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['C', 'n_show', 'n_population',
+                                                            'nbatch', 'n_detector', 'n_fit',
+                                                            'n_eval'],
+                             non_negative=['epoch'], fractions=['box_threshold'],
+                             folders=['out_dir'])
     if layer not in ('h2', 'h3', 'h4'):
         flags.fail(f'--layer={layer}: expected h2, h3 or h4 (gen\'s rectified conv layers)')
     for name, v, lo in (('n_detector', n_detector, 10), ('n_fit', n_fit, 2), ('n_eval', n_eval, 4),
@@ -228,4 +231,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

@@ -97,13 +97,23 @@ def check_out(single):
     if single:
         if path.exists() and not path.is_dir():
             raise DataError(f'--out={out}: a file; --single=true writes a folder of images')
-        return path
+        return writable(path, True)
     if path.is_dir():
         raise DataError(f'--out={out}: a folder; expected an image file name such as grid.png')
     if Image.registered_extensions().get(path.suffix.lower()) is None:
         raise DataError(f'--out={out}: unknown image extension (expected .png, .jpg, ...)')
     if not path.parent.is_dir():
         raise DataError(f'--out={out}: no folder {path.parent}')
+    return writable(path, False)
+
+
+def writable(path, folder):
+    """``path``, once a file could be made where it goes (a read-only folder is refused here, not
+    after the sampling)."""
+    try:
+        flags.check_output('out', str(path), folder)
+    except flags.FlagError as e:
+        raise DataError(str(e)) from None
     return path
 
 
@@ -112,6 +122,9 @@ def main(argv=None):
     try:
         if bn not in ('batch', 'population'):
             raise DataError(f"--bn={bn}: expected 'batch' or 'population'")
+        if n_population < 2:  # used by --bn=population, and by --single=true with either
+            raise DataError(f'--n_population={n_population}: expected at least 2 (batchnorm '
+                            f'statistics of one sample are degenerate)')
         if not model:
             raise DataError('--model: required (a gen params file, checkpoint or models folder)')
         try:

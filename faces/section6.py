@@ -76,10 +76,13 @@ def load_arrays(path, group):
     path = Path(path)
     try:
         if path.name == CHECKPOINT or path.name.endswith('_checkpoint.npz'):
-            with np.load(path, allow_pickle=False) as f:
-                keys = sorted((k for k in f.files if k.startswith(f'{group}/')),
-                              key=lambda k: int(k.split('/')[1]))
-                arrays = [f[k] for k in keys]
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    keys = sorted((k for k in f.files if re.fullmatch(rf'{group}/\d+', k)),
+                                  key=lambda k: int(k.split('/')[1]))
+                    arrays = [f[k] for k in keys]
+            except Exception as e:  # not a zip (BadZipFile), an object array, a damaged member
+                raise ValueError(f'{type(e).__name__}: {e}') from None
         else:
             arrays = load_params(path)
     except (OSError, ValueError) as e:
@@ -228,6 +231,9 @@ def setup(model, epoch, backend, bn, n_population, nbatch, need_discrim=False):
                         f'{gen_file.name}')
     if nbatch < 2:
         raise DataError(f'--nbatch={nbatch}: expected at least 2 (batchnorm over the batch)')
+    if bn == 'population' and n_population < 2:
+        raise DataError(f'--n_population={n_population}: expected at least 2 (batchnorm statistics '
+                        f'of one sample are degenerate)')
     try:
         mode = get_mode(resolve_backend(backend))
     except (ValueError, RuntimeError) as e:

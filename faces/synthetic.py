@@ -352,8 +352,7 @@ workers = 2             # # of rendering processes
 grid = ''               # also write a 14x14 picture of the first 196 faces here (.png, .jpg, ...)
 grid_only = False       # only write the picture (to --grid, or synthetic_faces_grid.png), no HDF5
 
-FLAGS = ['n', 'seed', 'size', 'out', 'workers', 'grid', 'grid_only']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def main(argv=None):
@@ -361,13 +360,15 @@ def main(argv=None):
 
     A bad flag is one ``error:`` line and exit status 2.
     """
-    globals().update(DEFAULTS)  # every call starts from the defaults, then the flags
     flags.configure(globals(), FLAGS, argv, positive=['n', 'workers'])
-    if size < 8:
-        flags.fail(f'--size={size}: expected at least 8 px')
+    if not 8 <= size <= 1024:  # PORT: the models take 64 (and 32) px; a huge size overflows memory
+        flags.fail(f'--size={size}: expected 8 .. 1024 px')
     picture = grid or ('synthetic_faces_grid.png' if grid_only else '')
     if picture and Path(picture).suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
         flags.fail(f'--grid={picture}: expected an image file name (.png, .jpg, ...)')
+    flags.writable('grid', picture, folder=False)
+    if not grid_only:
+        flags.writable('out', out, folder=False)
     if not grid_only:
         t0 = time.time()
         path = exit_on_data_error(generate, n, seed, size, out or None, workers=workers)

@@ -35,8 +35,7 @@ nbatch = 128            # # of z per generator call
 out_dir = 'section6'    # turn.png and turn.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'n_pool', 'yaw_threshold', 'n_walks', 'steps', 'scale', 'rows', 'seed',
-         'bn', 'n_population', 'nbatch', 'out_dir', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 STABLE = ('smiling', 'glasses', 'long_hair', 'hair')
 
@@ -69,7 +68,9 @@ def turn_measures(s, pred, n_walks_, steps_):
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['scale', 'rows', 'n_population',
+                                                            'nbatch', 'n_pool', 'n_walks', 'steps'],
+                             non_negative=['epoch'], folders=['out_dir'])
     for name, v, lo in (('n_walks', n_walks, 1), ('steps', steps, 3), ('n_pool', n_pool, 2)):
         if v < lo:
             flags.fail(f'--{name}={v}: expected at least {lo}')
@@ -111,4 +112,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

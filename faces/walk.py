@@ -39,8 +39,7 @@ nbatch = 128            # # of z per generator call
 out_dir = 'section6'    # walk.png, walk_nearest.png and walk.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'epoch', 'n_walks', 'steps', 'rows', 'sharp_factor', 'n_mem', 'n_ref', 'n_show',
-         'data', 'seed', 'bn', 'n_population', 'nbatch', 'out_dir', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def walks(sample, features, z0, z1, steps_, progress=None):
@@ -64,11 +63,16 @@ def memorisation(samples, train, heldout):
 
 
 def main(argv=None):
-    config = flags.configure(globals(), FLAGS, argv)
+    config = flags.configure(globals(), FLAGS, argv, positive=['rows', 'sharp_factor', 'n_show',
+                                                            'n_population', 'nbatch', 'n_walks',
+                                                            'steps', 'n_mem', 'n_ref'],
+                             non_negative=['epoch'], folders=['out_dir'])
     for name, v, lo in (('n_walks', n_walks, 1), ('steps', steps, 3), ('n_mem', n_mem, 1),
                         ('n_ref', n_ref, 1)):
         if v < lo:
             flags.fail(f'--{name}={v}: expected at least {lo}')
+    if data and not section6.resolve(data).exists():
+        flags.fail(f'--data={data}: no such file or folder')
     mode, files, gen = exit_on_data_error(section6.setup, model, epoch, backend, bn, n_population,
                                           nbatch)
     print(section6.describe(files, gen, bn), flush=True)
@@ -106,4 +110,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    flags.command(main)

@@ -64,9 +64,7 @@ out = ''          # '' = none; else a .json file receiving the results
 seed = 42         # seed of lib.rng and of LinearSVC
 backend = ''      # c | numba | jax | pytorch | python; '' = the fastest here
 
-FLAGS = ['ndf', 'nbatch', 'cs', 'ntrain', 'nval', 'ntest', 'max_iter', 'data_dir',
-         'model_dir', 'epoch', 'out', 'seed', 'backend']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals(), derived=['nc', 'pretrained_desc'])  # every value above is a --flag
 
 
 def transform(X):
@@ -161,9 +159,9 @@ def fit_svm(c, Xt, Y):
 
 def main(argv=None):
     """Run the experiment with ``--name=value`` overrides; returns the results dict."""
-    globals().update(DEFAULTS)  # PORT: every call starts from the defaults, then the flags
     config = flags.configure(globals(), FLAGS, argv, positive=['ndf', 'nbatch', 'ntrain', 'nval',
-                                                               'ntest', 'max_iter', 'epoch'])
+                                                               'ntest', 'max_iter', 'epoch'],
+                             files=['out'])
     name = resolve_backend(backend)
     mode = get_mode(name)
     rng.set_seed(seed)

@@ -46,8 +46,7 @@ out = ''          # '' = samples.png in this folder (where the original, run fro
 seed = 42         # seed of lib.rng (the original's value)
 backend = ''      # c | numba | jax | pytorch | python; '' = the fastest here
 
-FLAGS = ['nz', 'ngf', 'ndf', 'model_dir', 'epoch', 'nvis', 'out', 'seed', 'backend']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals(), derived=['nc', 'npx', 'desc'])  # every value above is a --flag
 
 relu = activations.Rectify()
 sigmoid = activations.Sigmoid()
@@ -193,8 +192,8 @@ def sorted_samples(_gen, _discrim, n):
 
 def main(argv=None):
     """Run the original's demo with ``--name=value`` overrides; returns (samples, scores, path)."""
-    globals().update(DEFAULTS)  # PORT: every call starts from the defaults, then the flags
-    flags.configure(globals(), FLAGS, argv, positive=['nz', 'ngf', 'ndf', 'epoch', 'nvis'])
+    flags.configure(globals(), FLAGS, argv, positive=['nz', 'ngf', 'ndf', 'epoch', 'nvis'],
+                    files=['out'])
     name = resolve_backend(backend)
     mode = get_mode(name)
     rng.set_seed(seed)

@@ -143,11 +143,14 @@ class H5Writer:
     def __enter__(self):
         import h5py
 
-        self.out.parent.mkdir(parents=True, exist_ok=True)
         self._stack = contextlib.ExitStack()
         with self._stack:  # on a failure below: close and remove the partial file
-            tmp = self._stack.enter_context(atomic_path(self.out))
-            self.f = self._stack.enter_context(h5py.File(tmp, 'w'))
+            try:  # a folder that is a file or read-only: one line naming the file
+                self.out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self._stack.enter_context(atomic_path(self.out))
+                self.f = self._stack.enter_context(h5py.File(tmp, 'w'))
+            except OSError as e:
+                raise DataError(f'{self.out}: cannot write it ({e.strerror or e})') from None
             n, size = self.n_max, self.size
             self.features = self.f.create_dataset(
                 'features', (n, size, size, 3), dtype=np.uint8, maxshape=(None, size, size, 3),

@@ -54,7 +54,11 @@ def imap_ordered(fn, tasks, workers, chunksize=1):
 def default_data_dir():
     """The project's data folder, ``lib.config.data_dir()`` ($DCGAN_DATA_DIR, else <repo>/data)."""
     from lib.config import data_dir
-    return data_dir()
+    folder = data_dir()
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f'DCGAN_DATA_DIR={os.environ.get("DCGAN_DATA_DIR")}: a file, not a folder'
+                        if os.environ.get('DCGAN_DATA_DIR') else f'{folder}: a file, not a folder')
+    return folder
 
 
 def center_crop(x, ph, pw=None):

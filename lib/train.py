@@ -44,14 +44,16 @@ _RUN_OPTIONS = ("out_dir", "resume", "overwrite", "max_updates", "checkpoint_eve
 
 
 # The ranges of the flags the training scripts share (those a script has are checked).
+# PORT: k >= 1 (the original took k=0: no discriminator update ever, so G learns against its
+# random initial D, a run that means nothing)
 _POSITIVE = ("nbatch", "npx", "nc", "ny", "nz", "ngf", "ndf", "ngfc", "ndfc", "lr", "ntrain",
-             "nval", "nvis", "n_nnd", "n_samples", "n_synthetic")
-_NON_NEGATIVE = ("k", "l2", "niter", "niter_decay", "max_updates", "checkpoint_every", "n_eval")
+             "nval", "nvis", "n_nnd", "n_samples", "n_synthetic", "k")
+_NON_NEGATIVE = ("l2", "niter", "niter_decay", "max_updates", "checkpoint_every", "n_eval")
 
 
 def configure(namespace, names, argv=None, non_negative=()):
-    """``flags.configure`` for a training script, with the shared ranges: sizes, counts and lr
-    > 0; k, l2, epochs and run options >= 0; b1 in [0, 1); at least one epoch. ``non_negative``:
+    """``flags.configure`` for a training script, with the shared ranges: sizes, counts, k and lr
+    > 0; l2, epochs and run options >= 0; b1 in [0, 1); at least one epoch. ``non_negative``:
     the script's flags for which 0 means something (moved from > 0). A script checks its own
     shapes after this."""
     values = flags.overridable(namespace, names)
@@ -62,6 +64,10 @@ def configure(namespace, names, argv=None, non_negative=()):
     if config["niter"] + config["niter_decay"] < 1:
         flags.fail(f"--niter={config['niter']} --niter_decay={config['niter_decay']}: nothing "
                    f"to train (at least one epoch)")
+    for name in ("nbatch", "ntrain"):  # G's batchnorm over one example: every sample alike
+        if name in config and config[name] < 2:
+            flags.fail(f"--{name}={config[name]}: expected at least 2 (batchnorm over a batch of "
+                       f"one normalises z away)")
     return config
 
 

@@ -47,9 +47,7 @@ label = 'window'        # what the boxes mark
 overwrite = False       # replace an existing box file
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'out', 'n', 'seed', 'nbatch', 'scale', 'boxes', 'index', 'add', 'label',
-         'overwrite', 'backend']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 # ------------------------------------------------------------------------------------------
@@ -224,14 +222,19 @@ def parse_boxes(text, size):
 
 
 def main(argv=None):
-    globals().update(DEFAULTS)
     flags.configure(globals(), FLAGS, argv, positive=['n', 'nbatch', 'scale'])
+    if nbatch < 2 or n % nbatch == 1:  # batchnorm over one sample ignores its z
+        flags.fail(f'--n={n} --nbatch={nbatch}: a generator call of one sample (batchnorm '
+                   f'statistics of one sample ignore its z): expected nbatch >= 2 and '
+                   f'n % nbatch != 1')
     try:
         if boxes:
             record = read_boxes(boxes)
             if not 0 <= index < record['n']:
                 raise DataError(f'--index={index}: expected a sample in [0, {record["n"]})')
             new = parse_boxes(add, record['size'])
+            if not new:  # else the file is rewritten with nothing added
+                raise DataError(f'--add={add}: expected boxes x0,y0,x1,y1 (several separated by ;)')
             entry = next((im for im in record['images'] if im['index'] == index), None)
             if entry is None:
                 entry = dict(index=index, boxes=[])
@@ -245,13 +248,20 @@ def main(argv=None):
             raise DataError('--model and --out: required to write a box file (or --boxes, '
                             '--index and --add to add boxes)')
         out_path = Path(out)
+        if not label.strip():
+            raise DataError(f'--label={label}: expected what the boxes mark (e.g. window)')
         if out_path.exists() and not overwrite:
             raise DataError(f'--out={out}: exists (its boxes would be lost): --overwrite to '
                             f'replace it')
-        from lib.backend import get_mode
+        if out_path.with_suffix('') == out_path:
+            raise DataError(f'--out={out}: expected a file name with an extension (boxes.json: '
+                            f'its samples go in boxes/)')
+        flags.writable('out', out, folder=False)
+        flags.writable('out', str(out_path.with_suffix('')), folder=True)
+        from lib.backend import get_mode, resolve_backend
         from lib.vis import color_grid_vis
         from PIL import Image
-        gen = Generator(model, get_mode(backend), nbatch)
+        gen = Generator(model, get_mode(resolve_backend(backend)), nbatch)
         X = to_uint8(gen.run(gen.compile(gen.gX), samples_z(seed, n, gen.nz)))
         folder = out_path.with_suffix('')
         folder.mkdir(parents=True, exist_ok=True)

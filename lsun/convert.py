@@ -33,8 +33,7 @@ workers = 0             # # of decoding processes (0 = the CPU count, at most 8)
 overwrite = False       # replace an existing --out
 progress = True         # show a progress bar
 
-FLAGS = ['data', 'out', 'npx', 'drop', 'limit', 'nbatch', 'workers', 'overwrite', 'progress']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def _decode(task):
@@ -89,9 +88,8 @@ def convert(src, dst, npx=64, drop=(), limit=None, nbatch=256, workers=1, progre
 
 
 def main(argv=None):
-    globals().update(DEFAULTS)
     flags.configure(globals(), FLAGS, argv, positive=['npx', 'nbatch'],
-                    non_negative=['limit', 'workers'])
+                    non_negative=['limit', 'workers'], files=['out'])
     try:
         if not data or not out:
             raise DataError('--data and --out: required (an LSUN LMDB folder and the HDF5 file '

@@ -63,9 +63,7 @@ out_dir = 'dedup_measure'  # --measure: the database and dedup_measure.json go h
 seed = 0                # seed of lib.rng (weights, dropout, order) and of the measure's images
 backend = ''            # c | numba | jax | pytorch | python; '' = the default for analysis
 
-FLAGS = ['npx', 'nh', 'p_in', 'p_code', 'threshold', 'nbatch', 'niter', 'lr', 'ntrain', 'data',
-         'out', 'cache', 'measure', 'n_distinct', 'n_copies', 'out_dir', 'seed', 'backend']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals(), derived=['nc', 'nx'])  # every value above is a --flag
 
 relu = activations.Rectify()
 ifn = inits.Normal(scale=0.02)
@@ -152,6 +150,9 @@ def train_autoencoder(X, ok, mode, progress=True):
         for i in bar:
             costs.append(float(_train(transform(X[np.sort(order[i:i + nbatch])]))))
         bar.close()
+        if costs and not np.isfinite(costs[-1]):  # NaN codes would drop nothing, or everything
+            raise DataError(f'--lr={lr}: the autoencoder\'s cost is {costs[-1]} after '
+                            f'{len(costs)} updates (diverged): no drop list or measure written')
     return _code, costs
 
 
@@ -305,7 +306,6 @@ def run_measure(mode, progress=True):
 
 
 def main(argv=None):
-    globals().update(DEFAULTS)  # every call starts from the defaults, then the flags
     flags.configure(globals(), FLAGS, argv, positive=['npx', 'nh', 'nbatch', 'niter', 'lr',
                                                       'ntrain', 'n_distinct'],
                     non_negative=['n_copies', 'threshold'], fractions=['p_in', 'p_code'])
@@ -313,6 +313,12 @@ def main(argv=None):
     nx = npx*npx*nc
     if not measure and not data:
         flags.fail(f'--data: required (or --measure). {load.WHERE}')
+    if measure:
+        flags.writable('out_dir', out_dir, folder=True)
+    else:
+        flags.writable('out', out, folder=False)
+        if cache not in ('', 'none'):
+            flags.writable('cache', cache, folder=False)
     mode = get_mode(resolve_backend(backend, task='other'))
     rng.set_seed(seed)
     try:

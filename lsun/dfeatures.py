@@ -40,9 +40,7 @@ nbatch = 128            # # of images per discriminator call
 out_dir = 'dfeatures'   # dfeatures_{trained,random}.png and dfeatures.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['model', 'data', 'n_pool', 'n_features', 'top_k', 'n_measure', 'seed', 'nbatch',
-         'out_dir', 'backend']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def discrim_file(path):
@@ -127,9 +125,9 @@ def measure(X, act, grad, channels, k, rng):
 
 
 def main(argv=None):
-    globals().update(DEFAULTS)
     config = flags.configure(globals(), FLAGS, argv, positive=['n_pool', 'n_features', 'top_k',
-                                                               'n_measure', 'nbatch'])
+                                                               'n_measure', 'nbatch'],
+                             folders=['out_dir'])
     from lib.backend import get_mode, resolve_backend
     from lib.theano_utils import floatX
     from lib.vis import color_grid_vis

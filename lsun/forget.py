@@ -35,8 +35,7 @@ seed = 0                # seed of the negatives and the random drops
 out_dir = 'forget'      # forget.png and forget.json go here
 backend = 'c'           # c | numba | jax | pytorch | python
 
-FLAGS = ['boxes', 'model', 'layer', 'C', 'n_random', 'n_show', 'seed', 'out_dir', 'backend']
-DEFAULTS = {name: globals()[name] for name in FLAGS}
+FLAGS = flags.declared(globals(), also=['C'])  # every value above is a --flag
 
 
 def change(X0, X1, masks):
@@ -47,9 +46,8 @@ def change(X0, X1, masks):
 
 
 def main(argv=None):
-    globals().update(DEFAULTS)
     config = flags.configure(globals(), FLAGS, argv, positive=['C', 'n_show'],
-                             non_negative=['n_random'])
+                             non_negative=['n_random'], folders=['out_dir'])
     try:
         if not boxes:
             raise DataError('--boxes: required (a box file of lsun/boxes.py)')
@@ -59,8 +57,9 @@ def main(argv=None):
         if not any(im['boxes'] for im in record['images']):
             raise DataError(f'{boxes}: no sample has a box yet (add them with lsun/boxes.py '
                             f'--boxes={boxes} --index=I --add=x0,y0,x1,y1)')
-        from lib.backend import get_mode
-        gen = box_file.Generator(model or record['model'], get_mode(backend), record['nbatch'])
+        from lib.backend import get_mode, resolve_backend
+        gen = box_file.Generator(model or record['model'],
+                                 get_mode(resolve_backend(backend)), record['nbatch'])
     except DataError as e:
         flags.fail(e)
     z = box_file.samples_z(record['seed'], record['n'], gen.nz)

@@ -31,7 +31,7 @@ seed = 1234       # z = RandomState(seed).normal(0, 1, (n, nz))
 out = ''          # '' = svhn/samples/<desc>_pretrained_<epoch>.png
 backend = ''      # c | numba | jax | pytorch | python; '' = the default here
 
-FLAGS = ['model_dir', 'epoch', 'n', 'seed', 'out', 'backend']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 
 def build_gen(gen_params, mode):
@@ -53,7 +53,9 @@ def grid_shape(n):
 
 
 def main(argv=None):
-    flags.configure(globals(), FLAGS, argv, positive=['n', 'epoch'])
+    flags.configure(globals(), FLAGS, argv, positive=['n', 'epoch'], files=['out'])
+    if n < 2:  # PORT: the grid is one batch, and batchnorm over one sample ignores its z
+        flags.fail(f'--n={n}: expected at least 2 samples (batchnorm needs a batch)')
     path = Path(out) if out else script.HERE / 'samples' / f'{script.desc}_pretrained_{epoch}.png'
     if path.is_dir() or path.suffix.lower() not in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'):
         flags.fail(f'--out={out}: expected an image file name (.png, .jpg, ...)')

@@ -57,8 +57,7 @@ seed = 42             # seed of lib.rng (the original's value)
 backend = ''          # c | numba | jax | pytorch | python; '' = the default here
 out = ''              # optional JSON file for the results
 
-FLAGS = ['data_dir', 'model_dir', 'epoch', 'n_val_draws', 'n_test_draws', 'n_per_class', 'nval',
-         'seed', 'backend', 'out']
+FLAGS = flags.declared(globals())  # every value above is a --flag
 
 desc = 'svhn_unsup_all_conv_dcgan_100z_gaussian_lr_0.0005_64mb'
 cs = [0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01]
@@ -176,7 +175,8 @@ def fit_svm(c, trXt, trY):
 
 def main(argv=None):
     config = flags.configure(globals(), FLAGS, argv, positive=['epoch', 'n_val_draws',
-                                                               'n_test_draws', 'n_per_class', 'nval'])
+                                                               'n_test_draws', 'n_per_class', 'nval'],
+                             files=['out'])
     rng.set_seed(seed)
     mdir = model_dir or DEFAULT_MODEL_DIR
     path = exit_on_data_error(params_path, mdir, epoch, 'discrim')

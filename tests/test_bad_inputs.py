@@ -105,6 +105,8 @@ FACES_BAD_FLAGS = [
     (["--nbatch=inf"], "--nbatch=inf"),
     (["--nbatch=0"], "--nbatch=0"),
     (["--nbatch=1e400"], "--nbatch=1e400"),
+    (["--nbatch=1"], "--nbatch=1"),  # batchnorm over one example: G ignores z
+    (["--ntrain=1"], "--ntrain=1"),
     (["--lr=nan"], "--lr=nan"),
     (["--lr=0"], "--lr=0"),
     (["--l2=inf"], "--l2=inf"),
@@ -124,6 +126,7 @@ FACES_BAD_FLAGS = [
     (["--niter=0"], "--niter=0"),
     (["--niter=-1"], "--niter=-1"),
     (["--k=-1"], "--k=-1"),
+    (["--k=0"], "--k=0"),  # no discriminator update ever
     (["--n_synthetic=0"], "--n_synthetic=0"),
     (["--seed=-1"], "--seed=-1"),
     (["--seed=4294967296"], "--seed=4294967296"),
@@ -137,6 +140,7 @@ FACES_BAD_FLAGS = [
     (["--ngf=many"], "--ngf=many"),
     (["--ngf=8.5"], "--ngf=8.5"),
     (["--resume=maybe"], "--resume=maybe"),
+    (["--overwrite="], "--overwrite="),  # an empty $VAR is not a yes
     (["nbatch=16"], "nbatch=16"),
     ([], "--resume"),  # a run is there: refused, naming the ways on
     (["--overwrite", "--resume"], "--overwrite"),
@@ -198,17 +202,26 @@ def test_corrupt_checkpoint_is_refused_and_kept(full_run, tmp_path, capsys):
     ("mnist.train_cond_dcgan", ["--npx=32"], "--npx=32"),
     ("mnist.train_cond_dcgan", ["--n_samples=0"], "--n_samples=0"),
     ("mnist.train_cond_dcgan", ["--ngfc=0"], "--ngfc=0"),
+    ("mnist.train_cond_dcgan", ["--k=0"], "--k=0"),
     ("mnist.train_cond_dcgan", ["--resume", "--overwrite"], "--resume"),
     ("svhn.train_uncond_dcgan", ["--npx=64"], "--npx=64"),
     ("svhn.train_uncond_dcgan", ["--nbatch=inf"], "--nbatch=inf"),
     ("svhn.train_uncond_dcgan", ["--b1=2"], "--b1=2"),
     ("svhn.train_uncond_dcgan", ["--nval=0"], "--nval=0"),
+    ("svhn.train_uncond_dcgan", ["--nbatch=1"], "--nbatch=1"),
+    ("lsun.train_uncond_dcgan", ["--ntrain=1"], "--ntrain=1"),
+    ("lsun.train_uncond_dcgan", ["--data=x", "--npx=48"], "--npx=48"),
     ("imagenet.train_uncond_dcgan", ["--nvis=1"], "--nvis=1"),
     ("imagenet.train_uncond_dcgan", ["--nz=0"], "--nz=0"),
     ("imagenet.train_uncond_dcgan", ["--seed=-5"], "--seed=-5"),
     ("imagenet.train_uncond_dcgan", ["--l2=nan"], "--l2=nan"),
     ("svhn.sample_pretrained", ["--n=0"], "--n=0"),
     ("svhn.sample_pretrained", ["--epoch=-1"], "--epoch=-1"),
+    ("svhn.sample_pretrained", ["--n=1"], "--n=1"),
+    ("lsun.boxes", ["--nbatch=1"], "--nbatch=1"),
+    ("lsun.boxes", ["--model=x", "--out=b.json", "--backend=tpu"], "--backend=tpu"),
+    ("lsun.boxes", ["--model=x", "--out=b.json", "--label="], "--label="),
+    ("lsun.boxes", ["--n=5", "--nbatch=4"], "--n=5 --nbatch=4"),
     ("svhn.svhn_semisup_analysis", ["--n_per_class=0"], "--n_per_class=0"),
     ("svhn.svhn_semisup_analysis", ["--seed=-1"], "--seed=-1"),
     ("imagenet.load_pretrained", ["--nvis=1"], "--nvis=1"),
@@ -232,6 +245,35 @@ def test_corrupt_checkpoint_is_refused_and_kept(full_run, tmp_path, capsys):
     ("faces.synthetic", ["--seed=-1"], "--seed=-1"),
     ("faces.synthetic", ["--workers=0"], "--workers=0"),
     ("faces.synthetic", ["--grid_only", "--grid=faces.txt"], "--grid=faces.txt"),
+    ("faces.synthetic", ["--size=100000000000"], "--size=100000000000"),
+    ("faces.synthetic", ["--n=1e20"], "--n=1e20"),
+    # the section-6 experiments: ranges before the model is read
+    ("faces.arithmetic", ["--radius=-1"], "--radius=-1"),
+    ("faces.arithmetic", ["--show=0"], "--show=0"),
+    ("faces.arithmetic", ["--n_population=0"], "--n_population=0"),
+    ("faces.arithmetic", ["--n_population=1"], "--n_population=1"),
+    ("faces.arithmetic", ["--epoch=-1"], "--epoch=-1"),
+    ("faces.turn", ["--scale=0"], "--scale=0"),
+    ("faces.turn", ["--rows=0"], "--rows=0"),
+    ("faces.walk", ["--sharp_factor=-1"], "--sharp_factor=-1"),
+    ("faces.walk", ["--n_show=0"], "--n_show=0"),
+    ("faces.walk", ["--data=no_such_faces.hdf5"], "--data=no_such_faces.hdf5"),
+    ("faces.dfeatures", ["--n_features=0"], "--n_features=0"),
+    ("faces.dfeatures", ["--nbatch=0"], "--nbatch=0"),
+    ("faces.forget", ["--C=0"], "--C=0"),
+    ("faces.forget", ["--box_threshold=1"], "--box_threshold=1"),
+    ("faces.forget", ["--nbatch=1e20"], "--nbatch=1e20"),
+    ("faces.walk", ["--n_mem=1e20"], "--n_mem=1e20"),
+    ("faces.turn", ["--n_pool=1e20"], "--n_pool=1e20"),
+    ("faces.dfeatures", ["--top_k=1e20"], "--top_k=1e20"),
+    ("faces.attrnet", ["--nf=0"], "--nf=0"),
+    ("faces.attrnet", ["--ntrain=0"], "--ntrain=0"),
+    ("faces.attrnet", ["--lr=0"], "--lr=0"),
+    ("faces.attrnet", ["--niter=0", "--niter_decay=0"], "--niter=0"),
+    ("faces.attrnet", ["--niter=-1"], "--niter=-1"),
+    ("svhn.sample_pretrained", ["--n=1e20"], "--n=1e20"),
+    ("imagenet.load_pretrained", ["--nvis=1e20"], "--nvis=1e20"),
+    ("bench.lsun_loader", ["--n=1e20"], "--n=1e20"),
 ], ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_other_entry_points(tmp_path, capsys, module, argv, named):
     import importlib
@@ -239,6 +281,186 @@ def test_other_entry_points(tmp_path, capsys, module, argv, named):
     extra = [f"--out_dir={tmp_path}"] if "out_dir" in mod.FLAGS else []
     expect_error(capsys, lambda: _restoring(mod)(argv + extra), named)
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+# Output paths that cannot be written: refused before any work, naming the flag; {file} is a
+# file, {dir} a folder, {ro} a path where nothing can be made (/proc, even for root)
+OUTPUTS = [
+    ("faces.arithmetic", ["--out_dir={file}"], "--out_dir="),
+    ("faces.arithmetic", ["--out_dir={file}/sub"], "is a file"),
+    ("faces.turn", ["--out_dir={ro}"], "--out_dir={ro}"),
+    ("faces.walk", ["--out_dir={ro}"], "--out_dir={ro}"),
+    ("faces.dfeatures", ["--out_dir={file}"], "--out_dir="),
+    ("faces.forget", ["--out_dir={ro}"], "--out_dir={ro}"),
+    ("faces.evaluate", ["--model=x", "--out={dir}"], "--out={dir}"),
+    ("faces.evaluate", ["--model=x", "--out={ro}/e.json"], "--out={ro}/e.json"),
+    ("faces.evaluate", ["--model=x", "--grid={ro}/g.png"], "--grid={ro}/g.png"),
+    ("faces.evaluate", ["--model=x", "--grid={dir}/g.txt"], "--grid="),
+    ("faces.attrnet", ["--out={dir}"], "--out={dir}"),
+    ("faces.attrnet", ["--out={ro}/a.npz"], "--out={ro}/a.npz"),
+    ("faces.synthetic", ["--n=4", "--out={dir}"], "--out={dir}"),
+    ("faces.synthetic", ["--n=4", "--out={ro}/s.hdf5"], "--out={ro}/s.hdf5"),
+    ("faces.synthetic", ["--n=4", "--out={file}/s.hdf5"], "is a file"),
+    ("faces.synthetic", ["--n=4", "--grid_only", "--grid={ro}/g.png"], "--grid={ro}/g.png"),
+    ("faces.convert", ["--src={dir}", "--out={ro}/c.hdf5"], "--out={ro}/c.hdf5"),
+    ("svhn.sample_pretrained", ["--out={ro}/s.png"], "--out={ro}/s.png"),
+    ("svhn.svhn_semisup_analysis", ["--out={dir}"], "--out={dir}"),
+    ("imagenet.load_pretrained", ["--out={ro}/s.png"], "--out={ro}/s.png"),
+    ("imagenet.cifar10_svm", ["--out={ro}/c.json"], "--out={ro}/c.json"),
+    ("lsun.boxes", ["--model=x", "--out={ro}/b.json"], "--out={ro}/b.json"),
+    ("lsun.boxes", ["--model=x", "--out={dir}/boxes"], "expected a file name with an extension"),
+    ("lsun.dedup", ["--measure", "--out_dir={file}"], "--out_dir="),
+    ("lsun.dedup", ["--data={dir}", "--cache={ro}/c.npy"], "--cache={ro}/c.npy"),
+    ("lsun.dfeatures", ["--out_dir={ro}"], "--out_dir={ro}"),
+    ("lsun.forget", ["--out_dir={file}"], "--out_dir="),
+    ("lsun.convert", ["--data={dir}", "--out={ro}/l.hdf5"], "--out={ro}/l.hdf5"),
+    ("bench.fd_curve", ["--runs=a.json", "--out={ro}/f.png"], "--out={ro}/f.png"),
+    ("bench.lsun_loader", ["--work={file}"], "--work="),
+    ("bench.lsun_loader", ["--json_out={ro}/l.json"], "--json_out={ro}/l.json"),
+]
+
+
+@pytest.mark.parametrize("module,argv,named", OUTPUTS,
+                         ids=[f"{m} {' '.join(a)}" for m, a, _ in OUTPUTS])
+def test_unwritable_outputs(tmp_path, capsys, module, argv, named):
+    import importlib
+    mod = importlib.import_module(module)
+    (tmp_path / "file").write_text("not a folder")
+    where = dict(file=tmp_path / "file", dir=tmp_path, ro="/proc/dcgan_test")
+    before = snapshot(tmp_path)
+    expect_error(capsys, lambda: _restoring(mod)([a.format(**where) for a in argv]),
+                 named.format(**where))
+    assert snapshot(tmp_path) == before and sorted(tmp_path.iterdir()) == [tmp_path / "file"]
+
+
+# The argparse benchmarks (lib.flags.ArgumentParser and its type= checks)
+BENCH_BAD = [
+    ("conv_c", ["--batch=0"], "--batch: '0'"),
+    ("conv_c", ["--reps=-1"], "--reps: '-1'"),
+    ("conv_c", ["--numpy_reps=-1"], "--numpy_reps: '-1'"),
+    ("conv_c", ["--dtype=int8"], "--dtype"),
+    ("conv_c", ["--bogus"], "--bogus"),
+    ("conv_kernels", ["--reps=0"], "--reps: '0'"),
+    ("conv_kernels", ["--seed=-1"], "--seed: '-1'"),
+    ("conv_kernels", ["--backends=foo"], "--backends=foo"),
+    ("profile_step", ["--calls=0"], "--calls: '0'"),
+    ("profile_step", ["--rows=0"], "--rows: '0'"),
+    ("pytorch_linkers", ["--rounds=0"], "--rounds: '0'"),
+    ("pytorch_linkers", ["--timeout=nan"], "--timeout: 'nan'"),
+    ("pytorch_linkers", ["--json=/proc/dcgan_test.json"], "--json: '/proc/dcgan_test.json'"),
+    ("train_step", ["--timeout=-5"], "--timeout: '-5'"),
+    ("train_step", ["--repeats=0"], "--repeats: '0'"),
+    ("train_step", ["--json=/proc/dcgan_test.json"], "--json: '/proc/dcgan_test.json'"),
+]
+
+
+@pytest.mark.parametrize("module,argv,named", BENCH_BAD,
+                         ids=[f"{m} {' '.join(a)}" for m, a, _ in BENCH_BAD])
+def test_bench_flags(monkeypatch, capsys, module, argv, named):
+    import importlib
+    mod = importlib.import_module(f"bench.{module}")
+    monkeypatch.setattr(sys, "argv", [f"{module}.py", *argv])  # conv_c and conv_kernels read it
+    expect_error(capsys, lambda: mod.main() if module.startswith("conv_") else mod.main(argv),
+                 named)
+
+
+@pytest.mark.parametrize("module", ["faces.walk", "faces.dfeatures"])
+def test_section6_refuses_a_junk_checkpoint(tmp_path, capsys, module):
+    """Not a zip file (BadZipFile, a traceback before): one line naming the file."""
+    import importlib
+    ckpt = tmp_path / "latest_checkpoint.npz"
+    ckpt.write_bytes(b"PK\x03\x04 not a checkpoint")
+    expect_error(capsys, lambda: _restoring(importlib.import_module(module))(
+        [f"--model={ckpt}", "--backend=c", f"--out_dir={tmp_path / 'out'}"]), str(ckpt))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "read_only"])
+def test_data_dir_that_cannot_take_data(tmp_path, monkeypatch, capsys, where):
+    """$DCGAN_DATA_DIR a file, or where nothing can be made: one line, no traceback."""
+    import faces.synthetic as synthetic
+    if where == "file":
+        (tmp_path / "file").write_text("x")
+        monkeypatch.setenv("DCGAN_DATA_DIR", str(tmp_path / "file"))
+        named = f"DCGAN_DATA_DIR={tmp_path / 'file'}: a file"
+    else:
+        monkeypatch.setenv("DCGAN_DATA_DIR", "/proc/dcgan_test")
+        named = "/proc/dcgan_test/synthetic_faces_4_0_64px.hdf5: cannot write it"
+    expect_error(capsys, lambda: _restoring(synthetic)(["--n=4"]), named)
+
+
+def test_boxes_add_nothing_is_refused_and_the_file_kept(tmp_path, capsys):
+    """lsun/boxes.py --boxes with an empty --add: refused (it rewrote the file, adding nothing)."""
+    import lsun.boxes as boxes
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(dict(format=boxes.FORMAT, model="m", seed=0, nbatch=4, n=4,
+                                    size=64, label="window", images=[])))
+    before = snapshot(tmp_path)
+    expect_error(capsys, lambda: _restoring(boxes)([f"--boxes={path}", "--index=0", "--add="]),
+                 "--add=")
+    assert snapshot(tmp_path) == before
+
+
+def test_attrnet_divergence_writes_nothing(tmp_path, capsys):
+    """A learning rate that sends the cost to nan: one line, no NaN weights written."""
+    import faces.attrnet as attrnet
+    out = tmp_path / "attrnet.npz"
+    expect_error(capsys, lambda: _restoring(attrnet)(
+        ["--lr=1e30", "--nf=2", "--nfeat=4", "--ntrain=16", "--nbatch=8", "--nval=4", "--niter=2",
+         "--niter_decay=0", "--backend=c", f"--out={out}"]), "--lr=", "diverged", str(out))
+    assert not list(tmp_path.iterdir())
+
+
+def test_dedup_divergence_writes_no_measure(tmp_path, capsys):
+    import lsun.dedup as dedup
+    expect_error(capsys, lambda: _restoring(dedup)(
+        ["--measure", "--n_distinct=40", "--n_copies=10", "--niter=3", "--nbatch=16", "--lr=1e30",
+         "--backend=c", f"--out_dir={tmp_path}"]), "--lr=", "diverged")
+    assert not (tmp_path / "dedup_measure.json").exists()
+
+
+@pytest.mark.parametrize("content", ["junk", "[]", "{}", '{"results": [], "floor": {"fd": 1}}',
+                                     '{"results": [{"n_seconds": 5, "fd": 0}], "floor": {"fd": 1}}',
+                                     None], ids=["junk", "list", "empty", "no_results", "fd_0",
+                                                 "folder"])
+def test_fd_curve_bad_run_file(tmp_path, capsys, content):
+    """bench/fd_curve.py: a --runs file that is not an evaluate.py JSON names the file."""
+    from bench import fd_curve
+    run = tmp_path / "run.json"
+    if content is None:
+        run.mkdir()
+    else:
+        run.write_text(content)
+    expect_error(capsys, lambda: _restoring(fd_curve)([f"--runs={run}",
+                                                      f"--out={tmp_path / 'fd.png'}"]), str(run))
+    assert not (tmp_path / "fd.png").exists()
+
+
+def test_fd_curve_plots_a_good_file(tmp_path):
+    from bench import fd_curve
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps(dict(results=[dict(n_seconds=60, fd=5.), dict(n_seconds=120, fd=2.)],
+                                   floor=dict(fd=0.5))))
+    _restoring(fd_curve)([f"--runs={run}", f"--out={tmp_path / 'fd.png'}"])
+    assert (tmp_path / "fd.png").stat().st_size > 0
+
+
+def test_out_of_memory_is_one_line():
+    """A count the machine cannot hold (a MemoryError) is one line through flags.command."""
+    code = ("import numpy as np; from lib import flags; "
+            "flags.command(lambda: np.zeros((1 << 40, 1 << 20), np.uint8))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1 and err[0].startswith("error: out of memory"), err
+
+
+def test_attrnet_check_refuses_a_junk_file(tmp_path, capsys):
+    import faces.attrnet as attrnet
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a parameter file")
+    expect_error(capsys, lambda: _restoring(attrnet)(["--check", f"--out={junk}", "--nval=4",
+                                                      "--backend=c"]), str(junk))
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,11 +482,12 @@ def arch():
 @pytest.mark.parametrize("case", [
     "n=0", "nbatch=0", "n_population=0", "seed_negative", "seed_text", "bn", "no_model",
     "missing_model", "object_npz", "junk_file", "pickle_jl", "truncated_checkpoint",
-    "out_is_folder", "out_extension", "out_no_folder", "single_out_is_file"])
+    "out_is_folder", "out_extension", "out_no_folder", "single_out_is_file", "out_read_only",
+    "single_out_read_only", "n_population=1", "n_huge"])
 def test_sampler(full_run, tmp_path, capsys, arch, case):
     models = full_run / "models/uncond_dcgan"
     model, argv = models, []
-    if case in ("n=0", "nbatch=0", "n_population=0"):
+    if case in ("n=0", "nbatch=0", "n_population=0", "n_population=1"):
         argv, named = [f"--{case}"], f"--{case}"
     elif case == "seed_negative":
         argv, named = ["--seeds=3,-1"], "--seeds=3,-1"
@@ -299,6 +522,12 @@ def test_sampler(full_run, tmp_path, capsys, arch, case):
         argv, named = [f"--out={tmp_path / 'grid.txt'}"], "grid.txt"
     elif case == "out_no_folder":
         argv, named = [f"--out={tmp_path / 'no' / 'grid.png'}"], "grid.png"
+    elif case == "out_read_only":  # refused before sampling (/proc: even root cannot write)
+        argv, named = ["--out=/proc/grid.png"], "--out=/proc/grid.png"
+    elif case == "single_out_read_only":
+        argv, named = ["--single=true", "--out=/proc/dcgan_samples"], "--out=/proc/dcgan_samples"
+    elif case == "n_huge":
+        argv, named = ["--n=1e20"], "--n=1e20"
     else:
         (tmp_path / "file").write_text("x")
         argv, named = ["--single=true", f"--out={tmp_path / 'file'}"], "--out="

@@ -105,11 +105,13 @@ def test_profile_step_prints_a_profile(backend, capsys, monkeypatch):
     assert ("lib.conv_ops.Conv2d" in out) if backend == "c" else ("aten::convolution" in out)
 
 
-def test_profile_step_bad_backend_is_one_line_error():
+def test_profile_step_bad_backend_is_one_line_error(capsys):
     from bench import profile_step
 
-    with pytest.raises(SystemExit, match="--backend=tpu: expected one of"):
+    with pytest.raises(SystemExit) as exc:
         profile_step.main(["--backend=tpu", "--scale=tiny"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.startswith("error: --backend=tpu: expected one of")
 
 
 def test_flop_model_counts():

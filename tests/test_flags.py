@@ -66,6 +66,52 @@ def test_every_train_script_flag_is_in_its_block(module):
     assert "desc" not in m.FLAGS and "nx" not in m.FLAGS and "seed" in m.FLAGS
 
 
+# The commands' flags as their hand-written lists had them, now found by flags.declared
+COMMAND_FLAGS = {
+    "imagenet.load_pretrained": "nz ngf ndf model_dir epoch nvis out seed backend",
+    "imagenet.cifar10_svm": "ndf nbatch cs ntrain nval ntest max_iter data_dir model_dir epoch out "
+                            "seed backend",
+    "svhn.svhn_semisup_analysis": "data_dir model_dir epoch n_val_draws n_test_draws n_per_class "
+                                  "nval seed backend out",
+    "svhn.sample_pretrained": "model_dir epoch n seed out backend",
+    "lsun.dfeatures": "model data n_pool n_features top_k n_measure seed nbatch out_dir backend",
+    "lsun.dedup": "npx nh p_in p_code threshold nbatch niter lr ntrain data out cache measure "
+                  "n_distinct n_copies out_dir seed backend",
+    "lsun.boxes": "model out n seed nbatch scale boxes index add label overwrite backend",
+    "lsun.forget": "boxes model layer C n_random n_show seed out_dir backend",
+    "lsun.convert": "data out npx drop limit nbatch workers overwrite progress",
+    "faces.dfeatures": "model epoch n_pool n_features top_k n_measure seed nbatch out_dir backend",
+    "faces.turn": "model epoch n_pool yaw_threshold n_walks steps scale rows seed bn n_population "
+                  "nbatch out_dir backend",
+    "faces.synthetic": "n seed size out workers grid grid_only",
+    "faces.arithmetic": "model epoch equations n_pool confident k n_draws n_neighbours radius show "
+                        "seed bn n_population nbatch out_dir backend",
+    "faces.attrnet": "nf nfeat ntrain nval nbatch niter niter_decay lr seed out check backend",
+    "faces.walk": "model epoch n_walks steps rows sharp_factor n_mem n_ref n_show data seed bn "
+                  "n_population nbatch out_dir backend",
+    "faces.evaluate": "model epochs n_eval data nbatch seed out grid backend",
+    "faces.forget": "model epoch layer n_detector n_fit n_eval n_random C box_threshold n_show seed "
+                    "bn n_population nbatch out_dir backend",
+    "faces.convert": "src out size test_fraction workers upscale",
+    "bench.fd_curve": "runs labels out",
+    "bench.lsun_loader": "n nbatch batches rounds work json_out seed",
+}
+
+
+@pytest.mark.parametrize("module", sorted(COMMAND_FLAGS))
+def test_every_command_declares_its_flags(module):
+    """flags.declared finds exactly the command's flags, each with a comment for --help, and a
+    second call to configure starts from the declared values."""
+    import importlib
+    m = importlib.import_module(module)
+    assert list(m.FLAGS) == COMMAND_FLAGS[module].split()
+    block = Path(m.__file__).read_text()
+    block = block[:block.index("FLAGS = ")]
+    for name in m.FLAGS:
+        assert any(line.startswith(f"{name} ") and "#" in line for line in block.splitlines()), name
+    assert m.FLAGS.defaults == {n: getattr(m, n) for n in m.FLAGS}
+
+
 def test_help_lists_flags_defaults_and_comments():
     """A real script's --help: its docstring, every flag with its default and the comment of
     its line in the hyperparameter block; exit status 0, nothing trained."""
