@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib import flags, rng  # noqa: E402
-from lib.backend import get_mode  # noqa: E402
+from lib.backend import get_mode, resolve_backend  # noqa: E402
 from lib.metrics import StreamedNNDScores, nnd_score  # noqa: E402
 from lib.theano_utils import floatX  # noqa: E402
 from lib.train import gen_samples, gen_sizes, grid_side, nnd_scores  # noqa: E402
@@ -80,9 +80,11 @@ def measure(phase):
 
 def main(argv=None):
     flags.configure(globals(), FLAGS, argv, positive=['ngf', 'ndf', 'nbatch', 'nval', 'n_nnd',
-                                                      'nvis'])
+                                                      'nvis'], non_negative=['n_eval'])
+    if nbatch < 2:
+        flags.fail(f"--nbatch={nbatch}: expected at least 2 (batchnorm over a batch of one)")
     script.ngf, script.ndf, script.nbatch, script.n_eval = ngf, ndf, nbatch, n_eval
-    mode = get_mode(backend)
+    mode = get_mode(resolve_backend(backend))
     rng.set_seed(42)
     gen_params, discrim_params = script.init_params()
     _train_g, _train_d, _gen, *_ = script.build(gen_params, discrim_params, mode)

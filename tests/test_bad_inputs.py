@@ -351,6 +351,9 @@ BENCH_BAD = [
     ("train_step", ["--timeout=-5"], "--timeout: '-5'"),
     ("train_step", ["--repeats=0"], "--repeats: '0'"),
     ("train_step", ["--json=/proc/dcgan_test.json"], "--json: '/proc/dcgan_test.json'"),
+    ("epoch_end_memory", ["--n_eval=-1"], "--n_eval=-1"),
+    ("epoch_end_memory", ["--backend=tpu"], "--backend=tpu"),
+    ("epoch_end_memory", ["--nbatch=1"], "--nbatch=1"),
 ]
 
 
