@@ -8,7 +8,9 @@ One process, the faces script's own model and compiled functions (``--backend``,
    stream through the scores in blocks of ``lib.metrics.block_rows``), the yardstick on
    ``n_eval`` faces (the script's ``yardstick_measures``; 0 = off) and the ``nvis`` sample grid;
 3. the nnd scores with the blocks of 4096 samples the original used (``--blocks_4096``) and, as
-   the original kept them, all ``n_nnd`` samples at once (``--kept``).
+   the original kept them, all ``n_nnd`` samples at once (``--kept``);
+4. with ``--speed_rounds=N``, the time of the nnd scores alone (the samples drawn once and kept),
+   streamed against 4096-row blocks in N alternating rounds.
 Each phase reports the peak of the memory NumPy and the compiled functions allocate during it,
 above what was allocated before it (``tracemalloc``: NumPy registers its buffers there), and the
 process's peak resident memory above its resident memory before the phase (``VmHWM``, reset
@@ -17,6 +19,7 @@ added to the process). The validation images are random: the scores' values do n
 Prints one JSON object.
 """
 import json
+import os
 import sys
 import tempfile
 import time
@@ -45,6 +48,7 @@ n_eval = 1000     # # of faces for the yardstick (0 = off; needs the synthetic h
 nvis = 196        # # of samples in the grid
 blocks_4096 = True  # also measure the nnd scores in the original's blocks of 4096 samples
 kept = False      # also measure the original's way (all samples kept, then scored)
+speed_rounds = 0  # then time the nnd scores alone, streamed against 4096-row blocks, alternating
 backend = 'c'     # the backend of the compiled functions
 FLAGS = flags.declared(globals())
 
@@ -78,9 +82,37 @@ def measure(phase):
                      seconds=round(seconds, 1))
 
 
+def nnd_speed(vaX, samples, rounds):
+    """The nnd scores of ``samples`` (given, so only the distances are timed) streamed in the
+    default blocks and in 4096-row blocks, alternating for ``rounds`` rounds: CPU and wall
+    seconds of each, and the streamed/4096 ratios per round."""
+    def run(batch_size):
+        stream = StreamedNNDScores(vaX, SIZES, metric='euclidean', batch_size=batch_size)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(0, len(samples), 128):
+            stream.add(samples[i:i + 128])
+        return (time.process_time() - cpu, time.perf_counter() - wall), stream.scores()
+
+    run(None), run(4096)  # compiled
+    out = {'streamed': [], 'blocks_4096': [], 'same_scores': True}
+    for _ in range(rounds):
+        (c1, w1), s1 = run(None)
+        (c2, w2), s2 = run(4096)
+        out['same_scores'] &= s1 == s2
+        out['streamed'].append(dict(cpu_s=round(c1, 2), wall_s=round(w1, 2)))
+        out['blocks_4096'].append(dict(cpu_s=round(c2, 2), wall_s=round(w2, 2)))
+    out['cpu_ratio'] = [round(a['cpu_s'] / b['cpu_s'], 3)
+                        for a, b in zip(out['streamed'], out['blocks_4096'])]
+    out['wall_ratio'] = [round(a['wall_s'] / b['wall_s'], 3)
+                         for a, b in zip(out['streamed'], out['blocks_4096'])]
+    out['load_average'] = os.getloadavg()
+    return out
+
+
 def main(argv=None):
     flags.configure(globals(), FLAGS, argv, positive=['ngf', 'ndf', 'nbatch', 'nval', 'n_nnd',
-                                                      'nvis'], non_negative=['n_eval'])
+                                                      'nvis'],
+                    non_negative=['n_eval', 'speed_rounds'])
     if nbatch < 2:
         flags.fail(f"--nbatch={nbatch}: expected at least 2 (batchnorm over a batch of one)")
     script.ngf, script.ndf, script.nbatch, script.n_eval = ngf, ndf, nbatch, n_eval
@@ -147,6 +179,8 @@ def main(argv=None):
     if kept:
         _, results['nnd_kept'] = measure(nnd_kept)
     results['scores'] = scores
+    if speed_rounds:
+        results['nnd_speed'] = nnd_speed(vaX, gen_samples(n_nnd, draw_z, _gen)[0], speed_rounds)
     results['epoch_end_below_step'] = (results['epoch_end']['traced_peak_mb']
                                        < results['training_step']['traced_peak_mb'])
     print(json.dumps(results, indent=1))

@@ -121,17 +121,35 @@ class Run:
             self._check_resumed_flags(resumable)
 
     def _make_folders(self, where):
+        """Check that the folders can be made and written, leaving none of those it made (a
+        run refused later, for its data say, leaves no empty folders); ``make_folders`` makes
+        them when the run starts."""
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise RunError(f"{where}: a file, not a folder")
+        made = []
+        try:
+            for d in (self.log_dir, self.samples_dir, self.model_dir):
+                missing = [p for p in (d, *d.parents) if not p.exists()]
+                try:
+                    d.mkdir(parents=True, exist_ok=True)
+                    made += reversed(missing)
+                    probe = d / f".write_test.{os.getpid()}"
+                    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                    probe.unlink()
+                except OSError as e:
+                    raise RunError(f"{where}: cannot write {e.filename or d}: "
+                                   f"{e.strerror or e}") from None
+        finally:
+            for p in reversed(made):
+                try:
+                    p.rmdir()
+                except OSError:
+                    pass
+
+    def make_folders(self):
+        """Make the run's folders (at its start: ``describe``, ``begin``)."""
         for d in (self.log_dir, self.samples_dir, self.model_dir):
-            try:
-                d.mkdir(parents=True, exist_ok=True)
-                probe = d / f".write_test.{os.getpid()}"
-                os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-                probe.unlink()
-            except OSError as e:
-                raise RunError(f"{where}: cannot write {e.filename or d}: "
-                               f"{e.strerror or e}") from None
+            d.mkdir(parents=True, exist_ok=True)
 
     def _outputs(self):
         """Names of this run's files in the folder (relative to out_dir)."""
@@ -166,6 +184,7 @@ class Run:
         """Start writing: the resolved config beside the log, and the ndjson log (fresh, or when
         resuming, keeping the lines of finished epochs). ``--overwrite`` first removes the
         replaced run's checkpoint, parameter files and sample grids."""
+        self.make_folders()
         if self.overwrite:
             for p in ([self.checkpoint_path] + list(self.model_dir.glob("*_params.*"))
                       + list(self.samples_dir.glob("*.png"))):
@@ -569,7 +588,7 @@ def describe(run, data, ntrain, nval, gen_params, discrim_params, model, backend
              speed=True):
     """Apply the process-wide speed settings (``speed``: the script's ``--speed_settings``,
     lib/speed.py) and print the run's first line: ``data: ... | model: ... | backend: ... |
-    output: ... | speed settings: ...``.
+    output: ... | speed settings: ...``; the run's folders are made here.
 
     A resumed run is first checked against its data: the epoch order in its checkpoint covers
     ``ntrain`` examples, else the data changed since the run started (more or fewer images in
@@ -580,6 +599,7 @@ def describe(run, data, ntrain, nval, gen_params, discrim_params, model, backend
             flags.fail(f"--resume: {data} now has {ntrain} training examples, the run trained on "
                        f"{before}: its data changed since it started; resume it with its own "
                        f"data, or start a new --out_dir")
+    run.make_folders()
     from lib import speed as speed_settings
     from lib.backend import describe_mode
     settings = speed_settings.apply(speed, backend_name)

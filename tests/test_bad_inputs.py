@@ -183,6 +183,8 @@ def test_faces_training_paths(tmp_path, capsys, case):
     expect_error(capsys, lambda: _train(out, *argv), named)
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "file"
                 and p != out]
+    if case in ("missing_data", "nval_too_large"):  # refused after the folder checks: no folders
+        assert not out.exists()
 
 
 def test_corrupt_checkpoint_is_refused_and_kept(full_run, tmp_path, capsys):
