@@ -87,7 +87,7 @@ def nnd_speed(vaX, samples, rounds):
     default blocks and in 4096-row blocks, alternating for ``rounds`` rounds: CPU and wall
     seconds of each, and the streamed/4096 ratios per round."""
     def run(batch_size):
-        stream = StreamedNNDScores(vaX, SIZES, metric='euclidean', batch_size=batch_size)
+        stream = StreamedNNDScores(vaX, (len(samples),), metric='euclidean', batch_size=batch_size)
         wall, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(samples), 128):
             stream.add(samples[i:i + 128])

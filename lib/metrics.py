@@ -166,7 +166,7 @@ def block_rows(d, budget=2**23):
     """Rows of a (rows, d) float32 block of at most ``budget`` bytes (8 MiB; 1 .. 4096 rows).
 
     With 64 px colour images: 170 rows. The streamed scores then hold about 30 MB at their peak
-    where the original's 4096-row blocks held 518 MB, for 1.2x their CPU time
+    where the original's 4096-row blocks held 518 MB, for 1.05x their CPU time
     (bench/epoch_end_memory.py, bench/README.md).
     """
     return int(min(4096, max(1, budget // (4 * d))))

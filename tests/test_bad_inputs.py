@@ -406,6 +406,7 @@ def test_boxes_add_nothing_is_refused_and_the_file_kept(tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the divergence itself
 def test_attrnet_divergence_writes_nothing(tmp_path, capsys):
     """A learning rate that sends the cost to nan: one line, no NaN weights written."""
     import faces.attrnet as attrnet
@@ -416,6 +417,7 @@ def test_attrnet_divergence_writes_nothing(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the divergence itself
 def test_dedup_divergence_writes_no_measure(tmp_path, capsys):
     import lsun.dedup as dedup
     expect_error(capsys, lambda: _restoring(dedup)(
@@ -628,6 +630,7 @@ def test_overwrite_replaces_the_run(full_run, tmp_path):
     assert len((tmp_path / "run/logs/uncond_dcgan.ndjson").read_text().splitlines()) == 1
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the divergence itself
 def test_nan_loss_stops_keeping_the_last_checkpoint(tmp_path, capsys):
     """lr 1e38 sends the parameters to ~1e38 after the first update, and the next costs to
     inf/nan: one line naming the update, exit 2, and the checkpoint of the last finite update
