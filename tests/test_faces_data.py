@@ -490,3 +490,26 @@ def test_cli_error_exit_code(tmp_path):
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error: ') and 'nothing_here' in lines[0]
+
+
+def test_convert_command_keeps_an_existing_file_unless_overwrite(tmp_path, capsys):
+    """faces/convert.py refuses an --out that exists (one line, the file untouched), and
+    replaces it with --overwrite."""
+    import faces.convert as command
+    src = tmp_path / 'imgs'
+    make_folder(src)
+    out = tmp_path / 'out.hdf5'
+    out.write_bytes(b'an earlier conversion')
+    argv = [f'--src={src}', f'--out={out}', '--size=32', '--workers=1']
+    saved = {n: getattr(command, n) for n in command.FLAGS}
+    try:
+        with pytest.raises(SystemExit) as e:
+            command.main(argv)
+        assert e.value.code == 2 and out.read_bytes() == b'an earlier conversion'
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == f'error: --out={out}: exists; --overwrite to replace it'
+        command.main(argv + ['--overwrite'])
+        assert H5Dataset(out, ('train',)).num_examples + H5Dataset(out, ('test',)).num_examples == 7
+    finally:
+        for n, v in saved.items():
+            setattr(command, n, v)

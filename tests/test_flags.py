@@ -92,7 +92,7 @@ COMMAND_FLAGS = {
     "faces.evaluate": "model epochs n_eval data nbatch seed out grid backend",
     "faces.forget": "model epoch layer n_detector n_fit n_eval n_random C box_threshold n_show seed "
                     "bn n_population nbatch out_dir backend",
-    "faces.convert": "src out size test_fraction workers upscale",
+    "faces.convert": "src out size test_fraction workers upscale overwrite",
     "bench.fd_curve": "runs labels out",
     "bench.lsun_loader": "n nbatch batches rounds work json_out seed",
 }
