@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_bad_inputs import expect_error, snapshot
+from test_bad_inputs import _wait_for, expect_error, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -186,20 +186,6 @@ def test_a_run_in_the_folder_is_kept(script, full_run, tmp_path, capsys):
     before = snapshot(run)
     expect_error(capsys, lambda: script(run, "--resume"), str(ckpt))
     assert snapshot(run) == before
-
-
-def _wait_for(proc, start, timeout=300):
-    seen = []
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if line.startswith(start):
-            return seen
-    proc.kill()
-    raise AssertionError(f"no line starting {start!r}: {seen}")
 
 
 # the signal handling is lib.train.Loop's, shared: faces has both signals in
