@@ -117,7 +117,15 @@ class Script:
         return f"models/{self.desc}/latest_checkpoint.npz"
 
 
-@pytest.fixture(scope="module", params=list(SCRIPTS))
+# the run folder, refusals and resume are lib.train's, shared; faces has them all in
+# tests/test_bad_inputs.py: mnist (its own conditional model and loop) runs here in the default
+# suite, the other scripts with -m slow (about 15 s each for their run, more for the checks)
+_IN_THE_DEFAULT_SUITE = ("mnist",)
+
+
+@pytest.fixture(scope="module", params=[
+    pytest.param(n, marks=() if n in _IN_THE_DEFAULT_SUITE else pytest.mark.slow)
+    for n in SCRIPTS])
 def script(request, tmp_path_factory):
     return Script(request.param, tmp_path_factory.mktemp(request.param))
 
@@ -149,14 +157,6 @@ def _same_run(script, a, b):
         assert (a / p).read_bytes() == (b / p).read_bytes(), p
 
 
-# faces: tests/test_bad_inputs.py resumes at every position of its epochs; imagenet and lsun
-# run faces's kind of model and loop (20 to 35 s each): with -m slow
-_RESUMED_IN_THE_DEFAULT_SUITE = ("mnist", "svhn")
-
-
-@pytest.mark.parametrize("script", [
-    pytest.param(n, marks=() if n in _RESUMED_IN_THE_DEFAULT_SUITE else pytest.mark.slow)
-    for n in SCRIPTS], indirect=True)
 def test_stop_at_an_epochs_last_update_resumes_exactly(script, full_run, tmp_path):
     """Stopped after update 2, the epoch's last (its epoch end not yet run), then resumed: the
     epoch end runs on resume and the run equals the uninterrupted one bit for bit."""
@@ -189,13 +189,10 @@ def test_a_run_in_the_folder_is_kept(script, full_run, tmp_path, capsys):
 
 
 # the signal handling is lib.train.Loop's, shared: faces has both signals in
-# tests/test_bad_inputs.py, mnist one here; every other pair with -m slow (20 to 45 s each)
-_CHEAP_SIGNALS = {("mnist", signal.SIGINT)}
-
-
+# tests/test_bad_inputs.py; every script's pair here with -m slow (15 to 45 s each)
 @pytest.mark.parametrize("name,sig", [
     pytest.param(name, sig, id=f"{name}-{sig.name}",
-                 marks=() if (name, sig) in _CHEAP_SIGNALS else pytest.mark.slow)
+                 marks=pytest.mark.slow)
     for name in SCRIPTS for sig in (signal.SIGINT, signal.SIGTERM)])
 def test_a_signal_mid_run_saves_and_exits_128_plus_it(name, sig, tmp_path):
     """A signal once training runs: acknowledged at once, a checkpoint, exit 130 / 143, no
