@@ -271,6 +271,18 @@ def _interrupt(signum, frame):
     raise Interrupted(signum)
 
 
+def interruption(e):
+    """The ``KeyboardInterrupt`` that ``e`` is, or None.
+
+    A signal handler's exception raised while a compiled function (Numba's dispatcher) is
+    returning comes out as a ``SystemError`` ("returned a result with an exception set") whose
+    cause is the interrupt: that one is an interruption too.
+    """
+    while isinstance(e, SystemError) and not isinstance(e, KeyboardInterrupt):
+        e = e.__cause__ or e.__context__
+    return e if isinstance(e, KeyboardInterrupt) else None
+
+
 def command(main):
     """Run ``main()`` as a command. SIGINT and SIGTERM raise ``Interrupted`` (training catches
     them as a stop request; lib/train.py); one that reaches here prints one line and exits with
@@ -285,8 +297,10 @@ def command(main):
         raise SystemExit(1) from None
     except MemoryError as e:  # a count too large for this machine (NumPy says how much)
         fail(f"out of memory: {e or 'an allocation failed'} (smaller counts or sizes?)")
-    except KeyboardInterrupt as e:
-        signum = getattr(e, "signum", signal.SIGINT)
+    except (KeyboardInterrupt, SystemError) as e:
+        if interruption(e) is None:
+            raise
+        signum = getattr(interruption(e), "signum", signal.SIGINT)
         print(f"\nstopped ({signal.Signals(signum).name})", file=sys.stderr)
         raise SystemExit(128 + signum) from None
     finally:  # exiting: one more Ctrl-C must not interrupt the interpreter's shutdown

@@ -570,8 +570,8 @@ class Loop:
             flags.fail(f"{e}; {kept}")
         if isinstance(e, OSError):  # a full disk, a folder made read-only mid-run
             flags.fail(f"{e.filename or run.out_dir}: {e.strerror or e}")
-        if isinstance(e, KeyboardInterrupt):
-            signum = getattr(e, 'signum', signal.SIGINT)
+        if flags.interruption(e) is not None:
+            signum = getattr(flags.interruption(e), 'signum', signal.SIGINT)
             kept = (f"--resume continues from update {saved} ({run.checkpoint_path})"
                     if saved is not None else "no checkpoint was saved")
             print(f"\nstopped at once ({signal.Signals(signum).name} twice): {kept}",

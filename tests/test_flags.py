@@ -135,3 +135,32 @@ def test_help_lists_flags_defaults_and_comments():
     nbatch = next(line for line in lines if line.strip().startswith("--nbatch="))
     assert nbatch.split() == ["--nbatch=128", "#", "of", "examples", "in", "batch"]
     assert any(line.strip().startswith("--lr=0.0002") for line in lines)
+
+
+def test_an_interrupt_inside_a_compiled_call_is_still_an_interrupt(capsys):
+    """A signal handler's Interrupted raised while Numba's dispatcher returns surfaces as a
+    SystemError caused by it: the command still stops with 128 + the signal and one line, and
+    other SystemErrors pass through."""
+    import signal
+
+    def interrupted_inside_a_call():
+        try:
+            raise flags.Interrupted(signal.SIGTERM)
+        except KeyboardInterrupt as e:
+            raise SystemError("CPUDispatcher(...) returned a result with an exception set") from e
+
+    def broken():
+        raise SystemError("something else")
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:  # flags.command leaves the signals ignored on its way out
+        with pytest.raises(SystemExit) as e:
+            flags.command(interrupted_inside_a_call)
+        assert e.value.code == 143
+        assert capsys.readouterr().err.strip() == "stopped (SIGTERM)"
+        with pytest.raises(SystemError, match="something else"):
+            flags.command(broken)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    assert flags.interruption(ValueError()) is None
