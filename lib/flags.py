@@ -298,9 +298,10 @@ def command(main):
     except MemoryError as e:  # a count too large for this machine (NumPy says how much)
         fail(f"out of memory: {e or 'an allocation failed'} (smaller counts or sizes?)")
     except (KeyboardInterrupt, SystemError) as e:
-        if interruption(e) is None:
+        interrupt = interruption(e)
+        if interrupt is None:
             raise
-        signum = getattr(interruption(e), "signum", signal.SIGINT)
+        signum = getattr(interrupt, "signum", signal.SIGINT)
         print(f"\nstopped ({signal.Signals(signum).name})", file=sys.stderr)
         raise SystemExit(128 + signum) from None
     finally:  # exiting: one more Ctrl-C must not interrupt the interpreter's shutdown

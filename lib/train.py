@@ -18,7 +18,6 @@ so does a minibatch that cannot be read (``DataError``: a data file broken or ch
 A resumed run whose data now has another number of training examples is refused (``describe``).
 """
 import json
-import os
 import signal
 import sys
 import time
@@ -121,30 +120,15 @@ class Run:
             self._check_resumed_flags(resumable)
 
     def _make_folders(self, where):
-        """Check that the folders can be made and written, leaving none of those it made (a
-        run refused later, for its data say, leaves no empty folders); ``make_folders`` makes
-        them when the run starts."""
+        """Check that the folders can be made and written (``flags.output_problem``: it leaves
+        none of those it made, so a run refused later, for its data say, leaves no empty
+        folders); ``make_folders`` makes them when the run starts."""
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise RunError(f"{where}: a file, not a folder")
-        made = []
-        try:
-            for d in (self.log_dir, self.samples_dir, self.model_dir):
-                missing = [p for p in (d, *d.parents) if not p.exists()]
-                try:
-                    d.mkdir(parents=True, exist_ok=True)
-                    made += reversed(missing)
-                    probe = d / f".write_test.{os.getpid()}"
-                    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-                    probe.unlink()
-                except OSError as e:
-                    raise RunError(f"{where}: cannot write {e.filename or d}: "
-                                   f"{e.strerror or e}") from None
-        finally:
-            for p in reversed(made):
-                try:
-                    p.rmdir()
-                except OSError:
-                    pass
+        for d in (self.log_dir, self.samples_dir, self.model_dir):
+            problem = flags.output_problem(d, folder=True)
+            if problem:
+                raise RunError(f"{where}: {problem}")
 
     def make_folders(self):
         """Make the run's folders (at its start: ``describe``, ``begin``)."""
@@ -570,8 +554,9 @@ class Loop:
             flags.fail(f"{e}; {kept}")
         if isinstance(e, OSError):  # a full disk, a folder made read-only mid-run
             flags.fail(f"{e.filename or run.out_dir}: {e.strerror or e}")
-        if flags.interruption(e) is not None:
-            signum = getattr(flags.interruption(e), 'signum', signal.SIGINT)
+        interrupt = flags.interruption(e)
+        if interrupt is not None:
+            signum = getattr(interrupt, 'signum', signal.SIGINT)
             kept = (f"--resume continues from update {saved} ({run.checkpoint_path})"
                     if saved is not None else "no checkpoint was saved")
             print(f"\nstopped at once ({signal.Signals(signum).name} twice): {kept}",
